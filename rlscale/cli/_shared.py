@@ -1,0 +1,173 @@
+"""Options, error handling and progress shared by every subcommand.
+
+Every command spells its common flags the same way (``-o/--output``, ``--skip-invalid``,
+``--rejects``, ``--quiet``, ``--debug``, ``--seed``) and reports problems the same way:
+one line ``rlscale <cmd>: <file>:<line>: <what is wrong>`` on stderr and exit code 1, or exit 2
+for a usage error. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Annotated, Any, TypeVar
+
+import typer
+
+from rlscale import __version__
+from rlscale.core.errors import RlscaleError, UsageError
+
+T = TypeVar("T")
+
+# --- option bundles -------------------------------------------------------------------------
+
+InputsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Input JSONL files ('-' or none: stdin; .gz is read transparently).",
+                   show_default=False),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Write to FILE atomically instead of stdout.",
+                 metavar="FILE"),
+]
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip bad input lines (counted on stderr).")
+]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option("--rejects", help="With --skip-invalid: copy skipped lines to FILE.",
+                 metavar="FILE"),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (echoed in metadata).")]
+
+
+def run_meta(seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """Metadata echoed by randomised commands so results can be reproduced."""
+    meta: dict[str, Any] = {"rlscale_version": __version__}
+    if seed is not None:
+        meta["seed"] = seed
+    meta.update(extra)
+    return meta
+
+
+# --- stderr, progress ----------------------------------------------------------------------
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A human-facing line on stderr (never stdout: stdout is data)."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def progress(items: Iterable[T], *, description: str, total: int | None = None,
+             quiet: bool = False) -> Iterator[T]:
+    """Wrap an iterable in a rich progress bar on stderr, shown only when stderr is a TTY."""
+    if quiet or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def warn_if_waiting_on_tty(inputs: list[str] | None, quiet: bool = False) -> None:
+    """Tell a person at a terminal that we are reading stdin, instead of hanging silently."""
+    if (not inputs or inputs == ["-"]) and sys.stdin.isatty() and not quiet:
+        say("rlscale: reading JSONL from stdin (Ctrl-D to end; --help for usage)")
+
+
+@contextlib.contextmanager
+def open_rejects(path: str | None, skip_invalid: bool) -> Iterator[IO[bytes] | None]:
+    if path is None:
+        yield None
+        return
+    if not skip_invalid:
+        raise UsageError("--rejects needs --skip-invalid")
+    with open(path, "wb") as handle:
+        yield handle
+
+
+def report_skipped(command: str, n_skipped: int, rejects: str | None, quiet: bool) -> None:
+    if n_skipped:
+        where = f" (written to {rejects})" if rejects else ""
+        say(f"rlscale {command}: skipped {n_skipped} invalid line(s){where}", quiet)
+
+
+# --- error handling ------------------------------------------------------------------------
+
+
+def fail(command: str, message: str, code: int = 1) -> typer.Exit:
+    say(f"rlscale {command}: {message}")
+    return typer.Exit(code)
+
+
+def handle_errors(command: str, debug: bool, body: Callable[[], T]) -> T:
+    """Run a command body, mapping failures to one stderr line and an exit code.
+
+    RlscaleError / RecordError -> 1, UsageError -> 2, Ctrl-C -> 130, broken pipe -> quiet 0.
+    """
+    try:
+        return body()
+    except typer.Exit:
+        raise
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        raise fail(command, "interrupted", 130) from None
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        raise fail(command, str(exc), 2) from None
+    except RlscaleError as exc:
+        if debug:
+            traceback.print_exc()
+        raise fail(command, str(exc), 1) from None
+    except (OSError, MemoryError) as exc:
+        if debug:
+            traceback.print_exc()
+        raise fail(command, f"{type(exc).__name__}: {exc}", 1) from None
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def parse_csv_list(value: str | None, option: str, kind: Callable[[str], T] = str) -> list[T]:
+    """Parse 'a,b,c' option values; a bad element is a usage error naming the option."""
+    if value is None or value == "":
+        return []
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(kind(part))
+        except ValueError:
+            raise UsageError(f"{option}: cannot read {part!r}") from None
+    return out

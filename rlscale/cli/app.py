@@ -1,0 +1,72 @@
+"""The ``rlscale`` command: a family of composable JSONL tools.
+
+Each subcommand lives in its own module under ``rlscale.cli`` and exposes ``NAME``, ``HELP``,
+``EPILOG`` (examples) and ``command``. Modules import heavy libraries (torch, transformers,
+vllm, matplotlib) only inside their command bodies, so ``rlscale <cmd> --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from rlscale import __version__
+
+# Order is the order shown in `rlscale --help`: the pipeline order.
+COMMAND_MODULES = ("curate", "rollout", "reward", "grpo_step", "eval", "flops", "fit")
+
+app = typer.Typer(
+    name="rlscale",
+    help="Run, measure and predict RL post-training (GRPO) of language models on math. "
+    "Every subcommand reads JSONL (files or stdin) and writes JSONL on stdout.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rlscale {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run, measure and predict RL post-training (GRPO) of language models on math."""
+
+
+def _register() -> None:
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"rlscale.cli.{module_name}")
+        except ModuleNotFoundError as exc:  # TODO(foundation): strict once all commands exist
+            if exc.name == f"rlscale.cli.{module_name}":
+                continue
+            raise
+        app.command(module.NAME, help=module.HELP, epilog=module.EPILOG,
+                    no_args_is_help=False)(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    try:
+        app(args=argv, prog_name="rlscale", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

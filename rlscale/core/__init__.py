@@ -1,0 +1,1 @@
+"""Pure logic of rlscale: no CLI, no terminal, no global state."""

@@ -1,0 +1,1 @@
+"""Adapters over model engines (transformers, peft, vLLM). The only place that imports them."""

@@ -1,0 +1,58 @@
+"""Shared test helpers: run the CLI in-process and read its JSONL output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(REPO, "tests", "data")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def records(self) -> list[dict]:
+        return [orjson.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def run_cli(args: list[str], input: str | bytes | None = None, env: dict | None = None,
+            cwd: str | None = None) -> CliResult:
+    """Run `python -m rlscale ARGS` in a subprocess (real stdin/stdout pipes, real exit code)."""
+    if isinstance(input, str):
+        input = input.encode()
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "rlscale", *args], input=input,
+                          capture_output=True, env=full_env, cwd=cwd, timeout=600)
+    return CliResult(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def jsonl(records: list[dict]) -> str:
+    return "".join(orjson.dumps(r).decode() + "\n" for r in records)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """A ~30k-parameter Qwen2 checkpoint directory built in code (seed 0), shared per session."""
+    from rlscale.engines.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(str(tmp_path_factory.mktemp("tiny") / "model"), seed=0)
