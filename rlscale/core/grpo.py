@@ -1,0 +1,347 @@
+"""GRPO math: group advantages, the dual-clip PPO policy loss, KL estimators, loss aggregation.
+
+Pure functions over numpy arrays (advantages) and torch tensors (losses); no model, no I/O.
+Definitions follow what the paper's VeRL runs computed (Tan et al. 2025, arXiv 2509.25300,
+App. A.2 and ``verl/trainer/ppo/core_algos.py``; see docs §1.3), not the paper's formula where
+the two differ (token-mean aggregation instead of the per-sequence 1/|o_i|).
+
+Symbols: ``B`` sequences in a (micro-)batch, ``T`` padded completion length, ``A`` advantage,
+``ρ = π_θ / π_old`` the per-token probability ratio, ``ε_low``/``ε_high`` the clip range,
+``c`` the dual-clip constant (VeRL ``clip_ratio_c``), ``β`` the KL coefficient.
+
+Batch-wide normalisers (``n_tokens``, ``n_seqs``) can be passed to :func:`aggregate_loss` so that
+summing the losses of micro-batches gives exactly the loss of the whole mini-batch: gradient
+accumulation then equals one full-batch gradient (VeRL >= 0.5 does the same with its
+"global batch info"; VeRL 0.3, which the paper ran, averaged per-micro-batch means instead,
+which agrees when micro-batches hold equal token counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# VeRL compute_grpo_outcome_advantage: (r - mean) / (std + epsilon), epsilon = 1e-6.
+ADVANTAGE_EPS = 1e-6
+# VeRL kl_penalty("low_var_kl"): the k3 estimate is clamped to [-10, 10] for stability.
+K3_CLAMP = 10.0
+# VeRL clamps log-ratios to [-20, 20] before exp() so a huge ratio cannot overflow.
+LOG_RATIO_CLAMP = 20.0
+
+STD_MODES = ("unbiased", "biased", "none")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                  "seq-mean-token-sum-norm")
+
+
+# --- advantages (numpy) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdvantageResult:
+    """Per-sample advantages and per-group statistics.
+
+    Attributes:
+        advantages: ``(n,)`` float64, one scalar per sample (broadcast over its tokens).
+        group_index: ``(n,)`` int, index of each sample's group in ``group_keys``.
+        group_keys: the distinct group keys in order of first appearance.
+        group_mean / group_std: ``(n_groups,)`` the statistics used (std is 1 for a group of
+            size 1 and for ``std_mode="none"``).
+        zero_groups: ``(n_groups,)`` bool, True where every advantage of the group is 0
+            (all rewards equal in a group of two or more; a lone sample with reward 0).
+    """
+
+    advantages: np.ndarray
+    group_index: np.ndarray
+    group_keys: list
+    group_mean: np.ndarray
+    group_std: np.ndarray
+    zero_groups: np.ndarray
+
+    @property
+    def n_zero_adv_groups(self) -> int:
+        return int(self.zero_groups.sum())
+
+
+def group_advantages(
+    rewards: Sequence[float] | np.ndarray,
+    group_keys: Sequence[Hashable],
+    *,
+    std_mode: str = "unbiased",
+    eps: float = ADVANTAGE_EPS,
+) -> AdvantageResult:
+    """GRPO outcome advantages, normalised within each prompt group.
+
+    ``A_i = (r_i - mean_g) / (std_g + eps)`` with ``std_g`` unbiased (N-1, ``torch.std``'s
+    default, as VeRL), biased (N) or omitted (``"none"``: ``A_i = r_i - mean_g``, Dr. GRPO,
+    Liu et al. 2025). A group of size 1 uses mean 0 and std 1 (so ``A = r``), as VeRL does.
+    Groups whose rewards are all equal get exactly 0 (not ``0/eps`` rounding noise).
+
+    Args:
+        rewards: ``(n,)`` scalar reward per sample.
+        group_keys: ``(n,)`` hashable group id per sample (the prompt id); groups need not be
+            contiguous.
+        std_mode: ``"unbiased"``, ``"biased"`` or ``"none"``.
+        eps: added to the std before dividing.
+
+    >>> r = group_advantages([1, 0, 0, 0, 0, 0, 0, 0], ["p"] * 8, eps=0.0)
+    >>> [round(float(a), 6) for a in r.advantages[:2]]   # 0.875/√0.125, -0.125/√0.125
+    [2.474874, -0.353553]
+    >>> group_advantages([1.0, 1.0], ["a", "a"]).n_zero_adv_groups
+    1
+    """
+    if std_mode not in STD_MODES:
+        raise ValueError(f"std_mode must be one of {', '.join(STD_MODES)}, got {std_mode!r}")
+    values = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    if len(group_keys) != values.size:
+        raise ValueError(f"{values.size} rewards but {len(group_keys)} group keys")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("rewards must be finite")
+    index_of: dict[Hashable, int] = {}
+    group_index = np.empty(values.size, dtype=np.int64)
+    for i, key in enumerate(group_keys):
+        group_index[i] = index_of.setdefault(key, len(index_of))
+    n_groups = len(index_of)
+
+    sizes = np.bincount(group_index, minlength=n_groups).astype(np.float64)
+    sums = np.bincount(group_index, weights=values, minlength=n_groups)
+    means = np.divide(sums, sizes, out=np.zeros(n_groups), where=sizes > 0)
+    deviations = values - means[group_index]
+    squares = np.bincount(group_index, weights=deviations**2, minlength=n_groups)
+    if std_mode == "none":
+        stds = np.ones(n_groups)
+    else:
+        dof = sizes - 1.0 if std_mode == "unbiased" else sizes
+        stds = np.sqrt(np.divide(squares, dof, out=np.zeros(n_groups), where=dof > 0))
+    group_min = np.full(n_groups, np.inf)
+    group_max = np.full(n_groups, -np.inf)
+    np.minimum.at(group_min, group_index, values)
+    np.maximum.at(group_max, group_index, values)
+    all_equal = group_min == group_max
+
+    singleton = sizes == 1
+    means = np.where(singleton, 0.0, means)
+    stds = np.where(singleton, 1.0, stds)
+    if std_mode == "none":
+        advantages = values - means[group_index]
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # flat groups are zeroed below
+            advantages = (values - means[group_index]) / (stds[group_index] + eps)
+    # all-equal groups of size >= 2 carry no signal: exactly zero, not (r - mean)/eps noise
+    flat = all_equal & ~singleton
+    advantages = np.where(flat[group_index], 0.0, advantages)
+    zero = np.ones(n_groups, dtype=bool)
+    np.logical_and.at(zero, group_index, advantages == 0.0)
+    return AdvantageResult(advantages, group_index, list(index_of), means, stds, zero)
+
+
+# --- token losses (torch) ------------------------------------------------------------------
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def masked_mean(values, mask):
+    """Mean of ``values`` over positions where ``mask`` is 1 (0 when the mask is empty).
+
+    Args:
+        values: ``(B, T)`` tensor. mask: ``(B, T)`` 0/1 tensor of the same shape.
+    """
+    total = (values * mask).sum()
+    count = mask.sum()
+    return total / count.clamp(min=1)
+
+
+def aggregate_loss(loss_mat, mask, mode: str = "token-mean", *, n_tokens: float | None = None,
+                   n_seqs: float | None = None, scale: float | None = None):
+    """Reduce a per-token loss matrix to a scalar (VeRL ``agg_loss``).
+
+    Modes, with ``M`` the mask, ``L`` the loss matrix, ``|o_i| = Σ_t M_it``:
+
+    * ``token-mean``: ``Σ_it M·L / Σ_it M`` (DAPO-style; VeRL's default and the paper's runs).
+    * ``seq-mean-token-mean``: ``mean_i (Σ_t M·L / |o_i|)`` (the paper's written formula).
+    * ``seq-mean-token-sum``: ``mean_i Σ_t M·L``.
+    * ``seq-mean-token-sum-norm``: ``mean_i Σ_t M·L / scale`` (Dr. GRPO: a constant length
+      normaliser; VeRL uses the padded response length ``T`` by default, TRL's ``dr_grpo`` the
+      maximum completion length). VeRL <= 0.4 omitted the ``mean_i`` (a constant 1/B factor).
+
+    Sequences with no unmasked token do not count in ``mean_i`` (as VeRL >= 0.5).
+
+    Args:
+        loss_mat: ``(B, T)`` per-token losses.
+        mask: ``(B, T)`` 1 for completion tokens, 0 for padding.
+        mode: one of :data:`LOSS_AGG_MODES`.
+        n_tokens: divisor for ``token-mean`` (default: ``Σ M`` of this batch). Pass the
+            mini-batch's count to make micro-batch losses sum to the mini-batch loss.
+        n_seqs: divisor for the ``seq-mean-*`` modes (default: non-empty sequences here).
+        scale: the ``seq-mean-token-sum-norm`` normaliser (default: ``T``).
+
+    Returns:
+        a scalar tensor.
+    """
+    torch = _torch()
+    mask = mask.to(loss_mat.dtype)
+    masked = loss_mat * mask
+    if mode == "token-mean":
+        count = mask.sum() if n_tokens is None else torch.tensor(float(n_tokens))
+        return masked.sum() / count.clamp(min=1)
+    if mode not in LOSS_AGG_MODES:
+        raise ValueError(f"loss aggregation must be one of {', '.join(LOSS_AGG_MODES)}, "
+                         f"got {mode!r}")
+    lengths = mask.sum(dim=-1)
+    seqs = (lengths > 0).sum() if n_seqs is None else torch.tensor(float(n_seqs))
+    seqs = seqs.clamp(min=1)
+    token_sums = masked.sum(dim=-1)
+    if mode == "seq-mean-token-mean":
+        return (token_sums / lengths.clamp(min=1)).sum() / seqs
+    if mode == "seq-mean-token-sum":
+        return token_sums.sum() / seqs
+    horizon = float(loss_mat.shape[-1]) if scale is None else float(scale)
+    return token_sums.sum() / (seqs * horizon)
+
+
+@dataclass
+class PolicyLossTerms:
+    """Per-token pieces of the dual-clip PPO loss, each ``(B, T)``.
+
+    Attributes:
+        losses: the clipped per-token policy-gradient loss (before aggregation).
+        ratio: ``exp(logp - old_logp)``.
+        clipped: 1.0 where the ε-clip was active (VeRL ``pg_clipfrac``).
+        dual_clipped: 1.0 where the dual clip bound ``-A·c`` was active (A < 0 only).
+    """
+
+    losses: object
+    ratio: object
+    clipped: object
+    dual_clipped: object
+
+
+def policy_loss_terms(logp, old_logp, advantages, *, clip_low: float = 0.2,
+                      clip_high: float = 0.2, dual_clip: float | None = 3.0) -> PolicyLossTerms:
+    """Dual-clip PPO surrogate per token (Ye et al. 2020; VeRL ``compute_policy_loss``).
+
+    ``L1 = -A·ρ``, ``L2 = -A·clip(ρ, 1-ε_low, 1+ε_high)``, ``L = max(L1, L2)``; for ``A < 0``
+    the loss is further capped at ``-A·c`` so one very unlikely token with a huge ratio cannot
+    dominate. ``dual_clip=None`` disables the cap (plain PPO clip).
+
+    Args:
+        logp: ``(B, T)`` log π_θ of the sampled tokens (carries the gradient).
+        old_logp: ``(B, T)`` log π_old of the same tokens (no gradient).
+        advantages: ``(B, T)`` or ``(B, 1)`` advantages (broadcast over tokens).
+        clip_low, clip_high: ε_low, ε_high.
+        dual_clip: c > 1, or None.
+
+    >>> import torch
+    >>> t = lambda *v: torch.tensor([list(v)])
+    >>> policy_loss_terms(t(1.5).log(), t(0.0), t(1.0)).losses.item()   # A=+1, ρ=1.5
+    -1.2000000476837158
+    >>> policy_loss_terms(t(5.0).log(), t(0.0), t(-1.0)).losses.item()  # A=-1, ρ=5 -> c
+    3.0
+    """
+    torch = _torch()
+    if dual_clip is not None and dual_clip <= 1.0:
+        raise ValueError(f"dual clip constant must be > 1, got {dual_clip}")
+    log_ratio = torch.clamp(logp - old_logp, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    ratio = torch.exp(log_ratio)
+    advantages = advantages.to(ratio.dtype)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    losses = torch.maximum(unclipped, clipped)
+    clip_active = (clipped > unclipped).to(ratio.dtype)
+    if dual_clip is None:
+        return PolicyLossTerms(losses, ratio, clip_active, torch.zeros_like(ratio))
+    cap = -advantages * dual_clip
+    negative = advantages < 0
+    dual_active = ((losses > cap) & negative).to(ratio.dtype)
+    losses = torch.where(negative, torch.minimum(losses, cap), losses)
+    return PolicyLossTerms(losses, ratio, clip_active, dual_active)
+
+
+def kl_estimate(logp, ref_logp, estimator: str = "k3"):
+    """Per-token estimate of KL(π_θ || π_ref) from sampled-token log-probs (Schulman 2020).
+
+    * ``k1``: ``logp - ref`` (unbiased, high variance, can be negative);
+    * ``k2``: ``(logp - ref)² / 2``;
+    * ``k3``: ``exp(ref - logp) - (ref - logp) - 1`` (unbiased, >= 0; VeRL ``low_var_kl``),
+      with ``ref - logp`` clamped to [-20, 20] and the result clamped to [-10, 10] as in VeRL.
+
+    Args:
+        logp, ref_logp: ``(B, T)`` log-probs of the sampled tokens.
+
+    >>> import torch
+    >>> round(kl_estimate(torch.tensor([0.1]), torch.tensor([0.0])).item(), 7)
+    0.0048374
+    """
+    torch = _torch()
+    diff = logp - ref_logp
+    if estimator == "k1":
+        return diff
+    if estimator == "k2":
+        return 0.5 * diff.square()
+    if estimator == "k3":
+        log_ratio = torch.clamp(-diff, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+        # expm1(x) - x == exp(x) - x - 1 with less cancellation for small x
+        return torch.clamp(torch.expm1(log_ratio) - log_ratio, -K3_CLAMP, K3_CLAMP)
+    raise ValueError(f"KL estimator must be one of {', '.join(KL_ESTIMATORS)}, got {estimator!r}")
+
+
+def token_logprobs(logits, token_ids):
+    """Log-probabilities of ``token_ids`` under ``logits`` without materialising log_softmax.
+
+    Args:
+        logits: ``(B, T, V)``. token_ids: ``(B, T)`` int64.
+
+    Returns:
+        ``(B, T)`` float32: ``logits[token] - logsumexp(logits)``.
+    """
+    torch = _torch()
+    logits = logits.float()
+    picked = torch.gather(logits, -1, token_ids.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def entropy_from_logits(logits):
+    """Entropy of the categorical distribution per position: ``logsumexp(z) - Σ softmax(z)·z``.
+
+    Args:
+        logits: ``(B, T, V)``.
+
+    Returns:
+        ``(B, T)`` float32 entropies in nats.
+
+    >>> import torch
+    >>> round(entropy_from_logits(torch.zeros(1, 1, 4)).item(), 6)  # uniform over 4: ln 4
+    1.386294
+    """
+    torch = _torch()
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
+    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
+
+
+def split_groups(n_groups: int, n_parts: int) -> list[range]:
+    """Split ``n_groups`` consecutive prompt groups into ``n_parts`` near-equal mini-batches.
+
+    Sizes differ by at most one (earlier parts are larger).
+
+    >>> split_groups(10, 4)
+    [range(0, 3), range(3, 6), range(6, 8), range(8, 10)]
+    """
+    if n_parts < 1:
+        raise ValueError("need at least one mini-batch")
+    if n_groups < n_parts:
+        raise ValueError(f"{n_parts} mini-batches need at least {n_parts} prompt groups, "
+                         f"got {n_groups}")
+    base, extra = divmod(n_groups, n_parts)
+    out, start = [], 0
+    for part in range(n_parts):
+        size = base + (1 if part < extra else 0)
+        out.append(range(start, start + size))
+        start += size
+    return out
