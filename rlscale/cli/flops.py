@@ -50,8 +50,8 @@ NParamsOpt = Annotated[float | None, typer.Option(
     "--n-params", metavar="N", help="Nominal N (e.g. 7e9); overrides --model's size label and "
     "the records' N field.")]
 NDefOpt = Annotated[str, typer.Option(
-    "--n-def", metavar="nominal|total|non-embedding",
-    help="Which N multiplies the tokens. nominal: --n-params, else --model's size label "
+    "--n-def", metavar="DEF",
+    help="nominal, total or non-embedding: which N multiplies the tokens. nominal: --n-params, else --model's size label "
     "(e.g. '7B' in Qwen2.5-7B; without one, total rounded to 2 significant figures), else the "
     "record's N. total / non-embedding: counted from --model.")]
 PromptsOpt = Annotated[float | None, typer.Option(
@@ -68,9 +68,9 @@ VerlLogOpt = Annotated[list[str] | None, typer.Option(
     help="Read a VeRL console log instead of JSONL (repeatable: one run per file).")]
 HoldoutOpt = Annotated[list[str] | None, typer.Option(
     "--holdout-source", metavar="NAME[=WEIGHT]",
-    help="With --from-verl-log: data_source(s) whose weighted score gives loss = 1 - score "
-    "(repeatable). Default: the paper's math__merged_deduped_dapo_or1_dataset=335 and "
-    "math__deepscaler_preview=165.")]
+    help="With --from-verl-log: data_source(s) whose weighted mean score gives loss = 1 - score "
+    "(repeatable; weight default 1). Default: the paper's held-out set, its two sources "
+    "weighted 335/165 by problem count.")]
 RunIdOpt = Annotated[str | None, typer.Option(
     "--run-id", metavar="ID", help="With one --from-verl-log: run_id of its records "
     "(default: the log's path).")]
@@ -261,7 +261,8 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
             if rejects_file is not None:
                 rejects_file.write(raw.rstrip("\r\n").encode() + b"\n")
 
-        for path in paths:
+        for given in paths:
+            path = _resolve_log(given)
             parsed = []
             raw_lines: dict[int, str] = {}
             for line_no, raw in enumerate(_read_log_lines(path), 1):
@@ -302,6 +303,16 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
     return n_skipped
 
 
+def _resolve_log(path: str) -> str:
+    """A run directory stands for its output.log (wandb's files/output.log layout included)."""
+    if path == "-" or not os.path.isdir(path):
+        return path
+    for candidate in (os.path.join(path, "output.log"), os.path.join(path, "files", "output.log")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise RlscaleError(f"{path}: is a directory without output.log")
+
+
 def _read_log_lines(path: str):
     if path == "-":
         import sys
@@ -309,11 +320,6 @@ def _read_log_lines(path: str):
         for raw in sys.stdin.buffer:
             yield raw.decode("utf-8", errors="replace")
         return
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "output.log")
-        if not os.path.isfile(candidate):
-            raise RlscaleError(f"{path}: is a directory without output.log")
-        path = candidate
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
