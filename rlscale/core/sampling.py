@@ -1,0 +1,567 @@
+"""Pure logic of ``rlscale rollout``: sampling parameters, seeds, shards, resume, prompts, batching.
+
+Nothing here imports torch, transformers or vLLM. The engines (``rlscale.engines.hf_rollout``,
+``rlscale.engines.vllm_rollout``) implement the small :class:`RolloutEngine` interface; this
+module plans which samples to draw, derives their seeds and turns engine outputs into records.
+
+Reproducibility contract
+    Every sample has its own seed, derived only from the run seed, the ``prompt_id`` and the
+    ``sample_idx`` (:func:`sample_seed`). Samples therefore do not depend on the batch size, on
+    the order of the input, on sharding or on resuming. The seeds of one prompt are consecutive
+    (``prompt_seed + sample_idx``), which is exactly how vLLM seeds the ``n`` children of a
+    request ``SamplingParams(n=k, seed=s)`` (child ``i`` gets ``s + i``), so one vLLM request per
+    prompt reproduces the per-sample seeds.
+
+Token conventions (the same as VeRL's rollout)
+    ``completion_ids`` include the stop token (EOS) when ``finish_reason`` is ``"stop"``: the
+    policy must learn to emit it, so it belongs to the response that ``grpo-step`` trains on.
+    ``completion`` is the decoded text without that stop token and without special tokens.
+    ``finish_reason`` is ``"length"`` when ``max_tokens`` tokens were generated without a stop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from rlscale.core.errors import RecordError, UsageError
+
+FINISH_REASONS = ("stop", "length")
+# Seeds live in [0, 2**62) so that prompt_seed + sample_idx still fits a signed 64-bit integer,
+# which is what torch.Generator.manual_seed and vLLM accept.
+SEED_BITS = 62
+BACKENDS = ("auto", "hf", "vllm")
+
+
+# --- sampling parameters ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What to sample, independent of the backend.
+
+    ``temperature == 0`` means greedy decoding; ``top_k == -1`` means no top-k filter (vLLM's
+    convention); ``top_p == 1`` means no nucleus filter. Defaults are the paper's training rollout
+    (T = 1.0, top-p 1.0, top-k off, G = 8, 4096 response tokens; paper-method.md §2.1).
+    """
+
+    n: int = 8
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 4096
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise UsageError(f"-n must be at least 1, got {self.n}")
+        if not self.temperature >= 0 or self.temperature == float("inf"):
+            raise UsageError(f"--temperature must be a finite number >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.top_k == 0:
+            object.__setattr__(self, "top_k", -1)  # 0 and -1 both mean "off"
+        if self.top_k < -1:
+            raise UsageError(f"--top-k must be -1 (off) or a positive integer, got {self.top_k}")
+        if self.max_tokens < 1:
+            raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {self.seed}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def describe(self) -> dict[str, Any]:
+        """The fields echoed in every output record's ``sampling`` object (and checked on resume)."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "max_tokens": self.max_tokens}
+
+
+# --- seeds and ids -------------------------------------------------------------------------
+
+
+def id_key(prompt_id: str | int | float) -> str:
+    """Canonical text of a prompt_id, so that ``1`` and ``"1"`` stay distinct ids.
+
+    >>> id_key("a"), id_key(1)
+    ('"a"', '1')
+    """
+    return orjson.dumps(prompt_id).decode()
+
+
+def derive_prompt_id(prompt: str | list[dict[str, str]]) -> str:
+    """Stable id for a record without ``prompt_id``: 16 hex digits of SHA-256 of the prompt.
+
+    The prompt is hashed as compact JSON with sorted keys, so a string prompt and the same text
+    as a chat message list get different ids (they render differently).
+
+    >>> derive_prompt_id("What is 1 + 1?")
+    'f9f244e3d4f2199b'
+    """
+    canonical = orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def prompt_seed(seed: int, prompt_id: str | int | float) -> int:
+    """Base seed of one prompt's samples: a hash of (run seed, prompt_id) in [0, 2**62).
+
+    >>> prompt_seed(0, "p1") == prompt_seed(0, "p1") != prompt_seed(1, "p1")
+    True
+    """
+    digest = hashlib.sha256(f"rlscale-rollout\x00{seed}\x00{id_key(prompt_id)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
+
+
+def sample_seed(seed: int, prompt_id: str | int | float, sample_idx: int) -> int:
+    """Seed of one sample: ``prompt_seed(seed, prompt_id) + sample_idx`` (see module docstring)."""
+    return prompt_seed(seed, prompt_id) + sample_idx
+
+
+def contiguous_runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Split sorted sample indices into ``(start, count)`` runs of consecutive integers.
+
+    One vLLM request ``SamplingParams(n=count, seed=prompt_seed + start)`` covers each run.
+
+    >>> contiguous_runs([0, 1, 2, 5, 6, 9])
+    [(0, 3), (5, 2), (9, 1)]
+    """
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][0] + runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs
+
+
+# --- shards --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """``--shard i/n``: this invocation samples the problems at positions ``p`` with ``p % n == i``.
+
+    Positions count every record read from the input (0-based, in input order), so ``n``
+    machines given the same input and shards ``0/n`` … ``n-1/n`` split it exactly.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def selects(self, position: int) -> bool:
+        return position % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str | None) -> Shard:
+    """Parse ``--shard i/n`` (0 <= i < n).
+
+    >>> parse_shard("1/4")
+    Shard(index=1, count=4)
+    >>> parse_shard("4/4")
+    Traceback (most recent call last):
+    ...
+    rlscale.core.errors.UsageError: --shard 4/4: the index must be in 0..3
+    """
+    if text is None:
+        return Shard()
+    parts = text.strip().split("/")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        index, count = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise UsageError(f"--shard {text}: expected INDEX/COUNT, e.g. 0/4") from None
+    if count < 1:
+        raise UsageError(f"--shard {text}: the count must be at least 1")
+    if not 0 <= index < count:
+        raise UsageError(f"--shard {text}: the index must be in 0..{count - 1}")
+    return Shard(index, count)
+
+
+# --- engine arguments ----------------------------------------------------------------------
+
+
+def parse_engine_args(items: Iterable[str] | None, option: str = "--vllm-arg") -> dict[str, Any]:
+    """Parse repeated ``KEY=VALUE`` options; VALUE is read as JSON when it parses, else a string.
+
+    >>> parse_engine_args(["max_model_len=8192", "enforce_eager=true", "dtype=bfloat16"])
+    {'max_model_len': 8192, 'enforce_eager': True, 'dtype': 'bfloat16'}
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE, e.g. max_model_len=8192")
+        try:
+            out[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+# --- prompts -------------------------------------------------------------------------------
+
+
+def check_prompt(value: Any) -> str | list[dict[str, str]]:
+    """Validate a ``prompt`` field: a non-empty string, or a list of ``{role, content}`` messages.
+
+    The message list is VeRL's parquet format (paper-method.md §5.1). Extra keys in a message are
+    ignored. Raises ValueError with a user-facing message.
+    """
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("field 'prompt' is an empty string")
+        return value
+    if not isinstance(value, list):
+        raise ValueError("field 'prompt' must be a string or a list of {role, content} messages, "
+                         f"got {_type_name(value)}")
+    if not value:
+        raise ValueError("field 'prompt' is an empty message list")
+    messages = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise ValueError(f"prompt message {i} must be an object with 'role' and 'content', "
+                             f"got {_type_name(message)}")
+        for key in ("role", "content"):
+            if not isinstance(message.get(key), str):
+                raise ValueError(f"prompt message {i}: '{key}' must be a string")
+        messages.append({"role": message["role"], "content": message["content"]})
+    return messages
+
+
+def render_plan(prompt: str | list[dict[str, str]], chat_template: bool) -> tuple[str, Any]:
+    """Decide how a prompt becomes text: ``("chat", messages)`` or ``("raw", text)``.
+
+    With the chat template (the default, as VeRL applies it: paper-method.md §2.1), a string
+    prompt becomes one user message. With ``--no-chat-template`` a string is used verbatim and a
+    single message contributes its content; a multi-message conversation has no raw form.
+    """
+    if chat_template:
+        if isinstance(prompt, str):
+            return "chat", [{"role": "user", "content": prompt}]
+        return "chat", prompt
+    if isinstance(prompt, str):
+        return "raw", prompt
+    if len(prompt) == 1:
+        return "raw", prompt[0]["content"]
+    raise ValueError(f"prompt is a list of {len(prompt)} messages; --no-chat-template needs a "
+                     "string or a single message")
+
+
+def stop_token_ids(*sources: int | Sequence[int] | None) -> list[int]:
+    """Merge EOS ids from the tokenizer and the generation config, in order, without repeats.
+
+    >>> stop_token_ids(151645, [151645, 151643], None)
+    [151645, 151643]
+    """
+    out: list[int] = []
+    for source in sources:
+        if source is None:
+            continue
+        for token in [source] if isinstance(source, int) else source:
+            if token is not None and int(token) not in out:
+                out.append(int(token))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# --- resume --------------------------------------------------------------------------------
+
+
+@dataclass
+class ResumeState:
+    """Which samples an existing output file already holds, checked against this run.
+
+    Feed it the records of the file (:meth:`add`); a prompt is complete when it has every
+    ``sample_idx`` in ``0..n-1``; :meth:`missing` lists the ones still to draw. Records written
+    with another seed or other sampling parameters are refused: mixing them would silently
+    change the experiment.
+    """
+
+    seed: int
+    sampling: Mapping[str, Any]
+    done: dict[str, set[int]] = field(default_factory=dict)
+    n_records: int = 0
+
+    def add(self, record: Mapping[str, Any], source: str, line: int) -> None:
+        prompt_id = record.get("prompt_id")
+        if not isinstance(prompt_id, (str, int, float)) or isinstance(prompt_id, bool):
+            raise RecordError(source, line, "resume: missing or invalid 'prompt_id'")
+        sample_idx = record.get("sample_idx")
+        if not isinstance(sample_idx, int) or isinstance(sample_idx, bool) or sample_idx < 0:
+            raise RecordError(source, line, "resume: missing or invalid 'sample_idx'")
+        if "seed" in record and record["seed"] != self.seed:
+            raise RecordError(source, line, f"resume: written with --seed {record['seed']}, this "
+                              f"run has --seed {self.seed}; use the same seed or another -o file")
+        previous = record.get("sampling")
+        if isinstance(previous, Mapping):
+            for key, value in self.sampling.items():
+                if key in previous and previous[key] != value:
+                    option = "--" + key.replace("_", "-")
+                    raise RecordError(source, line, f"resume: written with {option} "
+                                      f"{previous[key]}, this run has {option} {value}")
+        self.done.setdefault(id_key(prompt_id), set()).add(sample_idx)
+        self.n_records += 1
+
+    def missing(self, prompt_id: str | int | float, n: int) -> list[int]:
+        have = self.done.get(id_key(prompt_id), set())
+        return [i for i in range(n) if i not in have]
+
+    def summary(self, n: int) -> tuple[int, int]:
+        """(complete prompts, partial prompts) for ``n`` samples per prompt."""
+        complete = sum(1 for have in self.done.values() if all(i in have for i in range(n)))
+        return complete, len(self.done) - complete
+
+
+# --- the engine interface and the pipeline -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One sequence to generate: prompt tokens, which sample of the prompt, and its seed."""
+
+    prompt_ids: tuple[int, ...]
+    sample_idx: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SampleOutput:
+    """What an engine returns per request: generated ids (stop token included) and why it ended."""
+
+    completion_ids: tuple[int, ...]
+    finish_reason: str
+
+
+class RolloutEngine(Protocol):
+    """What the pipeline needs from a backend (HF transformers, vLLM, or a test fake)."""
+
+    backend: str
+    context_length: int | None
+
+    def encode_prompt(self, prompt: str | list[dict[str, str]]) -> list[int]: ...
+
+    def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]: ...
+
+    def decode(self, completions: Sequence[Sequence[int]]) -> list[str]: ...
+
+    def stop_ids(self) -> Sequence[int]: ...
+
+
+@dataclass
+class Problem:
+    """One input record planned for sampling."""
+
+    record: dict[str, Any]
+    prompt_id: str | int | float
+    prompt_ids: list[int]
+    sample_indices: list[int]
+
+
+@dataclass
+class PlanStats:
+    read: int = 0
+    in_shard: int = 0
+    complete: int = 0
+    planned: int = 0
+
+
+def plan_problems(
+    records: Iterable[tuple[dict[str, Any], Any]],
+    *,
+    params: SamplingParams,
+    encode: Callable[[str | list[dict[str, str]]], list[int]],
+    invalid: Callable[[Any, str], None],
+    shard: Shard = Shard(),
+    resume: ResumeState | None = None,
+    context_length: int | None = None,
+    stats: PlanStats | None = None,
+) -> Iterator[Problem]:
+    """Select, validate and tokenize the problems this invocation samples, streaming.
+
+    Args:
+        records: ``(record, where)`` pairs, as :class:`rlscale.core.jsonl.RecordReader` yields.
+        encode: prompt (string or messages) -> prompt token ids (chat template already decided).
+        invalid: called with ``(where, message)`` for a bad record; raises or skips (see
+            ``RecordReader.invalid``).
+        shard: which positions to keep. Duplicate ``prompt_id``s are refused over the whole
+            input, so every shard of a file agrees on what is valid.
+        resume: samples already written; fully written prompts are skipped.
+        context_length: the model's context; prompts that cannot fit ``max_tokens`` more tokens
+            are refused (VeRL filters them too, ``filter_overlong_prompts``).
+    """
+    stats = stats if stats is not None else PlanStats()
+    first_seen: dict[str, Any] = {}
+    for position, (record, where) in enumerate(records):
+        stats.read += 1
+        in_shard = shard.selects(position)
+        prompt_id = record.get("prompt_id")
+        try:
+            if prompt_id is None:
+                prompt = check_prompt(record.get("prompt"))
+                prompt_id = derive_prompt_id(prompt)
+            elif not isinstance(prompt_id, (str, int, float)) or isinstance(prompt_id, bool):
+                raise ValueError(f"field 'prompt_id' must be a string or a number, got "
+                                 f"{_type_name(prompt_id)}")
+            elif in_shard:
+                if "prompt" not in record:
+                    raise ValueError("missing required field 'prompt'")
+                prompt = check_prompt(record["prompt"])
+        except ValueError as exc:
+            if in_shard:
+                invalid(where, str(exc))
+            continue
+        key = id_key(prompt_id)
+        if key in first_seen:
+            if in_shard:
+                invalid(where, f"duplicate prompt_id {key} (first at {first_seen[key]}); give "
+                        "every problem its own prompt_id")
+            continue
+        first_seen[key] = where
+        if not in_shard:
+            continue
+        stats.in_shard += 1
+        sample_indices = resume.missing(prompt_id, params.n) if resume else list(range(params.n))
+        if not sample_indices:
+            stats.complete += 1
+            continue
+        try:
+            prompt_ids = encode(prompt)
+        except ValueError as exc:
+            invalid(where, str(exc))
+            continue
+        if not prompt_ids:
+            invalid(where, "the prompt renders to zero tokens")
+            continue
+        if context_length is not None and len(prompt_ids) + params.max_tokens > context_length:
+            invalid(where, f"prompt has {len(prompt_ids)} tokens; with --max-tokens "
+                    f"{params.max_tokens} it exceeds the model's context of {context_length} "
+                    "tokens (use --skip-invalid to drop such prompts)")
+            continue
+        stats.planned += 1
+        out = dict(record)
+        out["prompt_id"] = prompt_id
+        yield Problem(out, prompt_id, prompt_ids, sample_indices)
+
+
+def batched(items: Iterable[Problem], size: int) -> Iterator[list[Problem]]:
+    """Group problems into lists of ``size`` (the last one may be shorter)."""
+    batch: list[Problem] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def rollout_records(
+    problems: Iterable[Problem],
+    engine: RolloutEngine,
+    params: SamplingParams,
+    *,
+    batch_size: int,
+    model: str,
+    keep_token_ids: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Sample every planned problem and yield one record per sample, batch by batch.
+
+    Only one batch of ``batch_size`` problems is in memory at a time. Within a batch, records
+    come in input order, then ``sample_idx`` order. Each record keeps every input field and adds
+    the fields listed in the module docstring of :mod:`rlscale.cli.rollout`.
+    """
+    sampling = {"backend": engine.backend, **params.describe(), **(extra or {})}
+    stops = set(engine.stop_ids())
+    for batch in batched(problems, batch_size):
+        requests = [
+            SampleRequest(tuple(problem.prompt_ids), sample_idx,
+                          sample_seed(params.seed, problem.prompt_id, sample_idx))
+            for problem in batch for sample_idx in problem.sample_indices
+        ]
+        outputs = engine.generate(requests)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"{engine.backend} returned {len(outputs)} outputs for "
+                               f"{len(requests)} requests")
+        texts = engine.decode([_strip_stop(out, stops) for out in outputs])
+        position = 0
+        for problem in batch:
+            for sample_idx in problem.sample_indices:
+                out, text = outputs[position], texts[position]
+                position += 1
+                record = dict(problem.record)
+                record.update({
+                    "prompt_id": problem.prompt_id,
+                    "sample_idx": sample_idx,
+                    "completion": text,
+                    "finish_reason": out.finish_reason,
+                    "n_prompt_tokens": len(problem.prompt_ids),
+                    "n_completion_tokens": len(out.completion_ids),
+                })
+                if keep_token_ids:
+                    record["prompt_ids"] = list(problem.prompt_ids)
+                    record["completion_ids"] = list(out.completion_ids)
+                else:
+                    record.pop("prompt_ids", None)
+                    record.pop("completion_ids", None)
+                record["model"] = model
+                record["seed"] = params.seed
+                record["sampling"] = sampling
+                yield record
+
+
+def _strip_stop(out: SampleOutput, stops: set[int]) -> tuple[int, ...]:
+    ids = out.completion_ids
+    if out.finish_reason == "stop" and ids and ids[-1] in stops:
+        return ids[:-1]
+    return ids
+
+
+def finish_from_ids(generated: Sequence[int], stops: set[int], max_tokens: int
+                    ) -> SampleOutput:
+    """Cut generated ids at the first stop token (kept) and classify the finish.
+
+    Used by engines that return padded or over-long sequences (HF ``generate``).
+
+    >>> finish_from_ids([5, 6, 2, 0, 0], {2}, 5)
+    SampleOutput(completion_ids=(5, 6, 2), finish_reason='stop')
+    >>> finish_from_ids([5, 6, 7], {2}, 3)
+    SampleOutput(completion_ids=(5, 6, 7), finish_reason='length')
+    """
+    for i, token in enumerate(generated[:max_tokens]):
+        if token in stops:
+            return SampleOutput(tuple(generated[: i + 1]), "stop")
+    return SampleOutput(tuple(generated[:max_tokens]), "length")
+
+
+def choose_backend(requested: str, *, vllm_installed: bool, gpu_available: bool) -> str:
+    """Resolve ``--backend``: ``auto`` is vLLM when it is installed and a GPU is present, else hf.
+
+    >>> choose_backend("auto", vllm_installed=True, gpu_available=False)
+    'hf'
+    """
+    if requested not in BACKENDS:
+        raise UsageError(f"--backend {requested}: expected one of {', '.join(BACKENDS)}")
+    if requested == "auto":
+        return "vllm" if vllm_installed and gpu_available else "hf"
+    if requested == "vllm":
+        if not vllm_installed:
+            raise UsageError("--backend vllm: vLLM is not installed (pip install 'rlscale[vllm]' "
+                             "on a GPU machine); use --backend hf")
+        if not gpu_available:
+            raise UsageError("--backend vllm: no GPU is available; use --backend hf")
+    return requested

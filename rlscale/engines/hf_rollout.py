@@ -1,0 +1,256 @@
+"""Rollout with transformers ``generate``: batched, left-padded, CPU or GPU.
+
+Sampling runs inside ``generate`` through :class:`RowSampler`, a logits processor that draws the
+next token of every row from that row's own ``torch.Generator`` (seeded per sample, see
+:func:`rlscale.core.sampling.sample_seed`) and hands ``generate`` a one-hot score, which its
+greedy step then picks. A row's tokens therefore depend only on its prompt and its seed, never
+on which other rows share the batch. The draw is the one ``torch.multinomial`` makes for a single
+row (for one sample it takes ``argmax(p / q)`` with ``q ~ Exp(1)``, the exponential-race form of
+the Gumbel-max trick), so a sample equals ``torch.manual_seed(seed); model.generate(prompt,
+do_sample=True, ...)`` on that prompt alone (tested), up to floating-point differences between
+padded-batch and single-prompt logits.
+
+Temperature, top-k and top-p use transformers' own warpers, in ``generate``'s order. The
+checkpoint's ``generation_config`` (which for instruct models often sets a repetition penalty,
+top-k or temperature) is replaced by a neutral one, so the sampling parameters of the command
+line are the only ones in force, as in vLLM when it is handed explicit ``SamplingParams``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.sampling import (
+    SampleOutput,
+    SampleRequest,
+    SamplingParams,
+    finish_from_ids,
+    render_plan,
+    stop_token_ids,
+)
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' and huggingface_hub's own progress bars and warnings on stderr."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_tokenizer(model: str):
+    """Load the fast tokenizer of a checkpoint directory, as one line of error on failure."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        raise RlscaleError(f"--model {model}: cannot load a tokenizer: "
+                           f"{str(exc).splitlines()[0]}") from None
+
+
+def checkpoint_stop_ids(model: str, tokenizer) -> list[int]:
+    """EOS ids of a checkpoint: the tokenizer's EOS plus ``generation_config.json``'s ``eos_token_id``.
+
+    Qwen2.5-Instruct, for example, stops at both ``<|im_end|>`` and ``<|endoftext|>``.
+    """
+    from transformers import GenerationConfig
+
+    try:
+        generation_eos = GenerationConfig.from_pretrained(model).eos_token_id
+    except (OSError, ValueError):
+        generation_eos = None
+    ids = stop_token_ids(tokenizer.eos_token_id, generation_eos)
+    if not ids:
+        raise RlscaleError(f"--model {model}: the tokenizer has no EOS token and "
+                           "generation_config.json names none; cannot tell where a completion ends")
+    return ids
+
+
+class PromptEncoder:
+    """Prompt (string or chat messages) -> token ids, the way VeRL renders them.
+
+    With the chat template: ``apply_chat_template(messages, add_generation_prompt=True)`` as text,
+    then tokenized without adding special tokens (the template has them). Without it: the raw text,
+    tokenized with the tokenizer's usual special tokens (e.g. a BOS for Llama-style tokenizers).
+    """
+
+    def __init__(self, tokenizer, *, chat_template: bool = True, model: str = "the model"):
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise UsageError(f"the tokenizer of {model} has no chat template; pass "
+                             "--no-chat-template to sample from raw prompts (base models)")
+
+    def __call__(self, prompt: str | list[dict[str, str]]) -> list[int]:
+        kind, content = render_plan(prompt, self.chat_template)
+        if kind == "raw":
+            return list(self.tokenizer(content, add_special_tokens=True)["input_ids"])
+        try:
+            text = self.tokenizer.apply_chat_template(content, add_generation_prompt=True,
+                                                      tokenize=False)
+        except Exception as exc:  # jinja2 raises its own TemplateError subclasses
+            raise ValueError(f"the chat template rejects this prompt: {exc}") from None
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, completions: Sequence[Sequence[int]]) -> list[str]:
+        return self.tokenizer.batch_decode([list(ids) for ids in completions],
+                                           skip_special_tokens=True)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available")
+    return device
+
+
+def resolve_dtype(dtype: str):
+    import torch
+
+    names = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+             "float16": torch.float16}
+    if dtype not in names:
+        raise UsageError(f"--dtype {dtype}: expected one of {', '.join(names)}")
+    return names[dtype]
+
+
+class RowSampler:
+    """Logits processor that samples each row with its own generator (see the module docstring).
+
+    Args:
+        seeds: one seed per row of the batch.
+        params: temperature / top-k / top-p (``params.greedy`` is handled by not using this class).
+        stop_ids: rows whose last token is one of these have finished; they draw nothing more.
+        device: where the generators live (the model's device).
+    """
+
+    def __init__(self, seeds: Sequence[int], params: SamplingParams, stop_ids: Sequence[int],
+                 device):
+        import torch
+        from transformers.generation.logits_process import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        warpers: list[Any] = []
+        if params.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k > 0:
+            warpers.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(params.top_p))
+        self.warpers = LogitsProcessorList(warpers)
+        self.stop_ids = torch.tensor(list(stop_ids), device=device)
+        self.finished = torch.zeros(len(seeds), dtype=torch.bool, device=device)
+        self.prompt_length: int | None = None
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1]
+        else:
+            self.finished |= torch.isin(input_ids[:, -1], self.stop_ids)
+        probs = torch.softmax(self.warpers(input_ids, scores), dim=-1)
+        race = torch.ones_like(probs)
+        for row in torch.nonzero(~self.finished).flatten().tolist():
+            race[row].exponential_(generator=self.generators[row])
+        chosen = torch.argmax(probs / race, dim=-1, keepdim=True)
+        one_hot = torch.full_like(scores, float("-inf"))
+        return one_hot.scatter_(1, chosen, 0.0)
+
+
+class HfRollout:
+    """The ``hf`` backend of ``rlscale rollout`` (implements ``RolloutEngine``)."""
+
+    backend = "hf"
+
+    def __init__(self, model: str, params: SamplingParams, *, chat_template: bool = True,
+                 lora: str | None = None, device: str = "auto", dtype: str = "auto"):
+        quiet_transformers()
+        import torch
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        self.params = params
+        self.tokenizer = load_tokenizer(model)
+        self.encoder = PromptEncoder(self.tokenizer, chat_template=chat_template, model=model)
+        self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
+        self.device = torch.device(resolve_device(device))
+        try:
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=resolve_dtype(dtype))
+        except (OSError, ValueError) as exc:
+            raise RlscaleError(f"--model {model}: cannot load the model: "
+                               f"{str(exc).splitlines()[0]}") from None
+        if lora is not None:
+            net = _merge_lora(net, lora)
+        self.model = net.to(self.device).eval()
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self._stop_ids[0]
+        # A neutral generation config: nothing from the checkpoint's defaults leaks into sampling.
+        self.model.generation_config = GenerationConfig(
+            eos_token_id=list(self._stop_ids), pad_token_id=self.pad_id,
+            bos_token_id=self.tokenizer.bos_token_id)
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
+
+    def encode_prompt(self, prompt):
+        return self.encoder(prompt)
+
+    def decode(self, completions):
+        return self.encoder.decode(completions)
+
+    def stop_ids(self):
+        return self._stop_ids
+
+    def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        if not requests:
+            return []
+        width = max(len(r.prompt_ids) for r in requests)
+        input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
+        for row, request in enumerate(requests):
+            start = width - len(request.prompt_ids)  # left padding: prompts end where text begins
+            input_ids[row, start:] = torch.tensor(request.prompt_ids)
+            attention_mask[row, start:] = 1
+        config = GenerationConfig(
+            do_sample=False, num_beams=1, max_new_tokens=self.params.max_tokens,
+            eos_token_id=list(self._stop_ids), pad_token_id=self.pad_id)
+        processors = LogitsProcessorList()
+        if not self.params.greedy:
+            processors.append(RowSampler([r.seed for r in requests], self.params, self._stop_ids,
+                                         self.device))
+        with torch.inference_mode():
+            sequences = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+                generation_config=config, logits_processor=processors)
+        generated = sequences[:, width:].tolist()
+        stops = set(self._stop_ids)
+        return [finish_from_ids(ids, stops, self.params.max_tokens) for ids in generated]
+
+
+def _merge_lora(net, lora: str):
+    """Apply a peft LoRA adapter and merge it into the weights (faster sampling, same function)."""
+    if not os.path.isfile(os.path.join(lora, "adapter_config.json")):
+        raise RlscaleError(f"--lora {lora}: not a LoRA adapter directory (no adapter_config.json)")
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(net, lora).merge_and_unload()
+    except (OSError, ValueError, KeyError) as exc:
+        raise RlscaleError(f"--lora {lora}: cannot load the adapter: "
+                           f"{str(exc).splitlines()[0]}") from None
