@@ -1,0 +1,356 @@
+"""`rlscale fit`: fit, validate, save and use scaling laws of RL post-training."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from rlscale.cli._shared import (
+    DebugOpt,
+    InputsArg,
+    OutputOpt,
+    QuietOpt,
+    RejectsOpt,
+    SeedOpt,
+    SkipInvalidOpt,
+    handle_errors,
+    open_rejects,
+    parse_csv_list,
+    progress,
+    report_skipped,
+    run_meta,
+    say,
+    warn_if_waiting_on_tty,
+)
+from rlscale.core.errors import RlscaleError, UsageError
+
+NAME = "fit"
+HELP = (
+    "Fit a scaling law to learning curves (one record per run and step: x such as C or D, "
+    "loss, model size N), and validate, save, predict or plan with it. Laws: saturating "
+    "(Tan et al. 2025: log L = -k(N) log X + E(N), k(N) = K_max/(1+N_0/N)), loglinear "
+    "(per-group k), decomposition (their App. D), sigmoid (ScaleRL, on pass rate), reuse "
+    "(per-tau fits vs step). Deterministic multi-start least squares; --bootstrap B adds "
+    "percentile intervals. Needs all input; writes one JSON object (the fit), or with "
+    "--predict/--budget one record per query."
+)
+EPILOG = (
+    "Examples:\n\n"
+    "  rlscale flops runs.jsonl | rlscale fit --x C --y loss --group N --bootstrap 200 "
+    "--save fit.json\n\n"
+    "  rlscale fit runs.jsonl --holdout-group 72e9 --plot fit.png\n\n"
+    "  rlscale fit runs.jsonl --x D --fit-fraction 0.3 --where 'model=base'\n\n"
+    "  rlscale fit --load fit.json --budget 1e21 --size-range 1e8:1e12"
+)
+
+LAW_NAMES = ("saturating", "loglinear", "decomposition", "sigmoid", "reuse")
+
+
+def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UsageError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _number(value: str, option: str) -> float:
+    from rlscale.core.laws.data import parse_size
+
+    parsed = parse_size(value)
+    if parsed is None:
+        raise UsageError(f"{option}: cannot read {value!r} as a number")
+    return parsed
+
+
+def command(
+    inputs: InputsArg = None,
+    law: Annotated[str, typer.Option("--law", help="saturating | loglinear | decomposition | "
+                                     "sigmoid | reuse.")] = "saturating",
+    x: Annotated[str | None, typer.Option("--x", help="x field (default: C; D for "
+                                          "decomposition, step for reuse).")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="y field (default: loss; pass@1 for "
+                                          "sigmoid).")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="group field: model size "
+                                              "(default: N; tau for reuse).")] = None,
+    run: Annotated[str, typer.Option("--run", help="run id field; runs of a group are "
+                                     "averaged per step (ignored if absent).")] = "run_id",
+    step: Annotated[str, typer.Option("--step-field", help="field runs are aligned on "
+                                      "(falls back to x when absent).")] = "step",
+    where: Annotated[list[str] | None, typer.Option("--where", help="Keep records with "
+                                                    "FIELD=VALUE (also != < <= > >=); "
+                                                    "repeatable.", metavar="EXPR")] = None,
+    x_min: Annotated[str | None, typer.Option("--x-min", help="Drop points with x below.")] = None,
+    x_max: Annotated[str | None, typer.Option("--x-max", help="Drop points with x above.")] = None,
+    warmup_clip: Annotated[int, typer.Option("--warmup-clip", min=0, help="Drop the first K "
+                                             "points of each curve.")] = 0,
+    ending_clip: Annotated[int, typer.Option("--ending-clip", min=0, help="Drop the last K "
+                                             "points of each curve.")] = 0,
+    replicates: Annotated[bool, typer.Option("--replicates", help="Fit every run's points "
+                                             "instead of the per-step average.")] = False,
+    intercept: Annotated[str, typer.Option("--intercept", help="saturating only: E(N) "
+                                           "per-group | loglinear-in-N | saturating.")
+                         ] = "per-group",
+    log_base: Annotated[str, typer.Option("--log-base", help="Base of intercepts and log "
+                                          "metrics: 10 (the paper) or e.")] = "10",
+    space: Annotated[str | None, typer.Option("--space", help="Objective in log or linear "
+                                              "space (linear + group-equal = the paper's).")
+                     ] = None,
+    huber: Annotated[float | None, typer.Option("--huber", help="Huber loss with this delta "
+                                                "(residual units of --space).",
+                                                metavar="DELTA")] = None,
+    weights: Annotated[str, typer.Option("--weights", help="group-equal (each group the same "
+                                         "total weight, the paper) or point.")] = "group-equal",
+    x_weight_power: Annotated[float, typer.Option("--x-weight-power", help="Down-weight "
+                                                  "large x within a group by (x/x_min)^-P.")
+                              ] = 0.0,
+    starts: Annotated[int, typer.Option("--starts", min=0, help="Random starts added to the "
+                                        "grid.")] = 8,
+    refine: Annotated[int, typer.Option("--refine", min=1, help="Best starts refined by "
+                                        "least squares.")] = 4,
+    n_bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap "
+                                             "replicates for intervals (0: none).",
+                                             metavar="B")] = 0,
+    bootstrap_by: Annotated[str, typer.Option("--bootstrap-by", help="auto | runs | points "
+                                              "(auto: runs when every group has 2+).")
+                            ] = "auto",
+    level: Annotated[float, typer.Option("--ci-level", help="Interval level.")] = 0.95,
+    holdout: Annotated[list[str] | None, typer.Option("--holdout-group", help="Fit without "
+                                                      "this group and predict it (pure and "
+                                                      "calibrated); repeatable.",
+                                                      metavar="VALUE")] = None,
+    fit_fraction: Annotated[float | None, typer.Option("--fit-fraction", help="Fit the first "
+                                                       "fraction of each curve, score the "
+                                                       "rest.")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="reuse: group compared "
+                                                  "against (default tau = 1).")] = None,
+    predict: Annotated[str | None, typer.Option("--predict", help="Emit these records (FILE "
+                                                "or -) with <y>_pred (and an interval).",
+                                                metavar="FILE")] = None,
+    load: Annotated[str | None, typer.Option("--load", help="Use a saved fit instead of "
+                                             "fitting.", metavar="FIT.json")] = None,
+    save: Annotated[str | None, typer.Option("--save", help="Also write the fit object to "
+                                             "FILE.", metavar="FILE")] = None,
+    budget: Annotated[str | None, typer.Option("--budget", help="Compute-optimal size for "
+                                               "budgets (x units), comma-separated.")] = None,
+    sizes: Annotated[str | None, typer.Option("--sizes", help="--budget: candidate sizes "
+                                              "(default: fitted groups).")] = None,
+    size_range: Annotated[str | None, typer.Option("--size-range", help="--budget: search "
+                                                   "sizes in LO:HI.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a figure (png/pdf/svg).",
+                                             metavar="FILE")] = None,
+    output: OutputOpt = None,
+    seed: SeedOpt = 0,
+    skip_invalid: SkipInvalidOpt = False,
+    rejects: RejectsOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    def body() -> None:
+        import math
+
+        import orjson
+
+        from rlscale.core.jsonl import RecordReader, RecordWriter, atomic_write_bytes
+        from rlscale.core.laws.data import DataSpec, build_dataset, parse_where
+        from rlscale.core.laws.fit import FitOptions
+        from rlscale.core.laws.forms import get_law
+        from rlscale.core.laws.model import FittedLaw, from_fit_json
+        from rlscale.core.laws.pipeline import FitRequest, run_fit
+
+        # ---- validate options before reading anything
+        _choice(law, "--law", LAW_NAMES)
+        _choice(log_base, "--log-base", ("10", "e"))
+        _choice(weights, "--weights", ("group-equal", "point"))
+        _choice(bootstrap_by, "--bootstrap-by", ("auto", "runs", "points"))
+        if space is not None:
+            _choice(space, "--space", ("log", "linear"))
+        if huber is not None and not huber > 0:
+            raise UsageError(f"--huber must be > 0, got {huber:g}")
+        if not 0.0 < level < 1.0:
+            raise UsageError(f"--ci-level must be between 0 and 1, got {level:g}")
+        if predict is not None and budget is not None:
+            raise UsageError("use either --predict or --budget, not both")
+        if load is not None and inputs:
+            raise UsageError("--load uses a saved fit; give records to predict with --predict")
+        if load is not None and (holdout or fit_fraction is not None or n_bootstrap):
+            raise UsageError("--holdout-group, --fit-fraction and --bootstrap need a fit, "
+                             "not --load")
+        if predict == "-" and load is None and not inputs:
+            raise UsageError("--predict - reads stdin, so give the runs to fit as files "
+                             "(or use --load)")
+        if (sizes or size_range) and budget is None:
+            raise UsageError("--sizes and --size-range go with --budget")
+        if sizes and size_range:
+            raise UsageError("use either --sizes or --size-range, not both")
+        budgets = [_number(b, "--budget") for b in parse_csv_list(budget, "--budget")]
+        candidate_sizes = ([_number(s, "--sizes") for s in parse_csv_list(sizes, "--sizes")]
+                           or None)
+        search_range = None
+        if size_range:
+            parts = size_range.split(":")
+            if len(parts) != 2:
+                raise UsageError(f"--size-range {size_range!r}: expected LO:HI, e.g. 1e8:1e12")
+            search_range = (_number(parts[0], "--size-range"), _number(parts[1], "--size-range"))
+        try:
+            the_law = get_law(law, intercept=intercept)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        options = FitOptions(space=space or the_law.default_space, log_base=log_base,
+                             huber=huber, weights=weights, x_weight_power=x_weight_power,
+                             random_starts=starts, refine=refine, seed=seed)
+        filters = tuple(parse_where(w) for w in (where or []))
+
+        report: dict[str, Any]
+        outcome = None
+        if load is not None:
+            try:
+                with open(load, "rb") as handle:
+                    saved = orjson.loads(handle.read())
+                fitted, saved_base = from_fit_json(saved)
+            except FileNotFoundError:
+                raise RlscaleError(f"{load}: no such file") from None
+            except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
+                raise RlscaleError(f"{load}: not a saved rlscale fit ({exc})") from None
+            report = dict(saved)
+            if saved_base != log_base:  # re-express intercepts in the requested base
+                report["params"] = fitted.params_json(fitted.values, log_base)
+                report["log_base"] = log_base
+            x_field = x or saved.get("x", the_law.default_x)
+            y_field = y or saved.get("y", the_law.default_y)
+            group_field = group or saved.get("group", the_law.default_group)
+        else:
+            x_field = x or the_law.default_x
+            y_field = y or the_law.default_y
+            group_field = group or the_law.default_group
+            spec = DataSpec(
+                x=x_field, y=y_field, group=group_field, run=run or None, step=step or None,
+                where=filters,
+                x_min=_number(x_min, "--x-min") if x_min is not None else None,
+                x_max=_number(x_max, "--x-max") if x_max is not None else None,
+                warmup_clip=warmup_clip, ending_clip=ending_clip,
+                numeric_groups=the_law.numeric_groups,
+                positive_y=options.space == "log" or the_law.name != "sigmoid",
+                average=not replicates)
+            warn_if_waiting_on_tty(inputs, quiet)
+            with open_rejects(rejects, skip_invalid) as rejects_file:
+                reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
+                dataset = build_dataset(reader, spec, reader.invalid)
+            report_skipped(NAME, reader.n_skipped, rejects, quiet)
+            if dataset.counts.get("step0_dropped"):
+                say(f"rlscale fit: dropped {dataset.counts['step0_dropped']} record(s) at step 0 "
+                    f"with {x_field} = 0 (log 0 is undefined)", quiet)
+            request = FitRequest(the_law, options, n_bootstrap=n_bootstrap,
+                                 bootstrap_by=bootstrap_by, level=level, holdout=holdout or [],
+                                 fit_fraction=fit_fraction, reference=reference)
+            outcome = run_fit(dataset, request,
+                              progress=lambda it: progress(it, description="bootstrap",
+                                                           total=n_bootstrap, quiet=quiet))
+            fitted = outcome.fitted
+            report = {**outcome.report, **run_meta(seed)}
+            for warning in report["warnings"]:
+                say(f"rlscale fit: warning: {warning['message']}", quiet)
+            say(_summary(report), quiet)
+
+        if save is not None:
+            atomic_write_bytes(save, orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY
+                                                  | orjson.OPT_INDENT_2) + b"\n")
+        if plot is not None:
+            _plot(plot, fitted, outcome, report, x_field, y_field, group_field, options)
+        with RecordWriter(output) as writer:
+            if predict is not None:
+                _predict(predict, fitted, writer, x_field, y_field, group_field, skip_invalid,
+                         quiet)
+            elif budgets:
+                from rlscale.core.laws.planner import plan_budget
+
+                for b in budgets:
+                    try:
+                        writer.write({**plan_budget(fitted, b, sizes=candidate_sizes,
+                                                    size_range=search_range),
+                                      "x": x_field, "law": fitted.law.name})
+                    except ValueError as exc:
+                        raise RlscaleError(f"--budget: {exc}") from None
+            else:
+                writer.write(report)
+        del math, FittedLaw
+
+    handle_errors(NAME, debug, body)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    metrics = report["metrics"]
+    params = report["params"]
+    shown = []
+    for name, value in params.items():
+        if isinstance(value, (int, float)):
+            shown.append(f"{name}={value:.4g}")
+    r2 = metrics.get("r2")
+    return (f"rlscale fit: {report['law']} on {metrics['n_points']} points, "
+            f"{metrics['n_groups']} group(s): {' '.join(shown) or 'per-group parameters'}"
+            + (f", R2={r2:.4f}" if r2 is not None else ""))
+
+
+def _plot(path, fitted, outcome, report, x_field, y_field, group_field, options) -> None:
+    from rlscale.core.laws.pipeline import independent_slopes, points_by_group
+    from rlscale.core.laws.plot import plot_fit
+
+    slopes = None
+    points = held = None
+    if outcome is not None:
+        points = points_by_group(outcome.fit_data)
+        held = points_by_group(outcome.held_out)
+        if fitted.law.name == "saturating":
+            slopes = independent_slopes(outcome.fit_data, options)
+            if outcome.held_out is not None and outcome.report.get("validation", {}).get(
+                    "protocol") == "holdout-group":
+                slopes.update(independent_slopes(outcome.held_out, options))
+    try:
+        plot_fit(path, fitted, x_label=x_field, y_label=y_field, points=points,
+                 x_range=(report.get("data") or {}).get("x_range"), held_out=held,
+                 group_slopes=slopes, group_label=group_field)
+    except (OSError, ValueError) as exc:
+        raise RlscaleError(f"--plot {path}: {exc}") from None
+
+
+def _predict(source, fitted, writer, x_field, y_field, group_field, skip_invalid, quiet) -> None:
+    import numpy as np
+
+    from rlscale.core.jsonl import RecordReader
+    from rlscale.core.laws.data import group_key
+
+    reader = RecordReader([source], required={x_field: "number"}, skip_invalid=skip_invalid)
+    rows, xs, groups = [], [], []
+    warned = set()
+    for record, where in reader:
+        value = record.get(group_field)
+        if value is None or isinstance(value, (dict, list, bool)):
+            reader.invalid(where, f"missing required field '{group_field}' (the group field)")
+            continue
+        if record[x_field] <= 0:
+            reader.invalid(where, f"field '{x_field}' must be > 0, got {record[x_field]:g}")
+            continue
+        try:
+            fitted.group_values_for(fitted.values, value)
+        except ValueError as exc:
+            reader.invalid(where, str(exc))
+            continue
+        key = group_key(value)
+        if fitted.is_extrapolated(value) and key not in warned:
+            warned.add(key)
+            say(f"rlscale fit: {group_field}={key} is not a fitted group; its "
+                f"{', '.join(p.name for p in fitted.law.group_params)} is interpolated in "
+                f"log {group_field}", quiet)
+        rows.append(record)
+        xs.append(float(record[x_field]))
+        groups.append(value)
+    if not rows:
+        return
+    x = np.array(xs)
+    pred = fitted.predict(x, groups)
+    interval = fitted.predict_interval(x, groups)
+    for i, record in enumerate(rows):
+        out = {**record, f"{y_field}_pred": float(pred[i])}
+        if interval is not None:
+            out[f"{y_field}_pred_lo"] = float(interval[0][i])
+            out[f"{y_field}_pred_hi"] = float(interval[1][i])
+        writer.write(out)

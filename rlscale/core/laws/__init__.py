@@ -1,0 +1,1 @@
+"""Scaling laws: declarative law forms, a deterministic fitter, bootstrap, validation, planning."""

@@ -1,0 +1,117 @@
+"""One call from a dataset to a finished fit: protocol split, fit, bootstrap, report.
+
+The command line parses options into a :class:`FitRequest`, builds the :class:`Dataset` from
+records, and calls :func:`run_fit`; everything numeric happens here and below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.laws.data import Dataset, same_group, split_by_fraction
+from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law
+from rlscale.core.laws.forms import Law, get_law
+from rlscale.core.laws.model import FittedLaw
+from rlscale.core.laws.report import fit_report, reuse_summary
+from rlscale.core.laws.uncertainty import bootstrap
+from rlscale.core.laws.validate import fraction_report, holdout_report
+
+
+@dataclass
+class FitRequest:
+    law: Law
+    options: FitOptions = field(default_factory=FitOptions)
+    n_bootstrap: int = 0
+    bootstrap_by: str = "auto"
+    level: float = 0.95
+    holdout: Sequence[str] = ()
+    fit_fraction: float | None = None
+    reference: str | None = None
+
+
+@dataclass
+class FitOutcome:
+    report: dict[str, Any]
+    fitted: FittedLaw
+    fit_data: Dataset
+    held_out: Dataset | None = None  # holdout groups or the predicted rest of each curve
+
+
+def find_groups(dataset: Dataset, wanted: Sequence[str]) -> list[int]:
+    out = []
+    for value in wanted:
+        match = [g for g, key in enumerate(dataset.keys) if same_group(key, value)]
+        if not match:
+            raise UsageError(f"--holdout-group {value}: no such group; groups are "
+                             f"{', '.join(dataset.keys)}")
+        out += [g for g in match if g not in out]
+    return out
+
+
+def run_fit(dataset: Dataset, request: FitRequest,
+            progress: Callable[[Any], Any] | None = None) -> FitOutcome:
+    """Fit ``request.law`` to ``dataset`` following the requested protocol."""
+    if request.holdout and request.fit_fraction is not None:
+        raise UsageError("use either --holdout-group or --fit-fraction, not both")
+    law, options = request.law, request.options
+    fit_data, held_out, holdout_idx = dataset, None, []
+    if request.holdout:
+        holdout_idx = find_groups(dataset, request.holdout)
+        fit_data = dataset.without_groups(holdout_idx)
+        if fit_data.n_groups == 0:
+            raise UsageError("--holdout-group leaves no group to fit")
+        held_out = dataset.without_groups(g for g in range(dataset.n_groups)
+                                          if g not in holdout_idx)
+    elif request.fit_fraction is not None:
+        fit_data, held_out = split_by_fraction(dataset, request.fit_fraction)
+    pts = fit_data.points()
+    arrays = arrays_from_points(pts.x, pts.y, pts.gidx, fit_data.n_values, options)
+    result = fit_law(law, arrays, options)
+    fitted = FittedLaw(law, list(fit_data.keys), fit_data.n_values, result.values,
+                       level=request.level)
+    boot = None
+    if request.n_bootstrap:
+        try:
+            boot = bootstrap(fit_data, result, options, request.n_bootstrap, options.seed,
+                             request.bootstrap_by, progress=progress)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not boot.samples:
+            raise RlscaleError("every bootstrap refit failed; the data cannot support intervals")
+        fitted.samples = boot.samples
+    report = fit_report(fitted, result, arrays, dataset.spec, options, fit_data, boot,
+                        request.level)
+    if request.holdout:
+        report["validation"] = holdout_report(fitted, dataset, holdout_idx, options)
+    elif request.fit_fraction is not None and held_out is not None:
+        report["validation"] = fraction_report(fitted, request.fit_fraction, fit_data, held_out,
+                                               options)
+    if law.name == "reuse":
+        try:
+            report["reuse"] = reuse_summary(fitted, fit_data, request.reference,
+                                            options.log_factor)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return FitOutcome(report, fitted, fit_data, held_out)
+
+
+def independent_slopes(dataset: Dataset, options: FitOptions) -> dict[str, float]:
+    """Per-group log-log slopes from a separate ``loglinear`` fit (the dots on the k(N) plot)."""
+    pts = dataset.points()
+    arrays = arrays_from_points(pts.x, pts.y, pts.gidx, dataset.n_values,
+                                FitOptions(space="log", weights=options.weights))
+    result = fit_law(get_law("loglinear"), arrays, FitOptions(space="log", refine=1))
+    return {k: float(v) for k, v in zip(dataset.keys, result.values["k"], strict=True)}
+
+
+def points_by_group(dataset: Dataset | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if dataset is None:
+        return {}
+    pts = dataset.points()
+    return {key: (pts.x[pts.gidx == g], pts.y[pts.gidx == g])
+            for g, key in enumerate(dataset.keys) if np.any(pts.gidx == g)}

@@ -1,0 +1,135 @@
+"""Figures of a fit: data and fitted curves per group (log-log), and k(N) for the saturating law.
+
+matplotlib is imported inside :func:`plot_fit` (the Agg backend, no display needed), so importing
+this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rlscale.core.laws.forms import saturating_k
+from rlscale.core.laws.model import FittedLaw
+
+
+def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
+             points: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+             x_range: Mapping[str, Sequence[float]] | None = None,
+             held_out: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+             group_slopes: Mapping[str, float] | None = None,
+             group_label: str = "N", title: str | None = None) -> None:
+    """Write a PNG (or any format matplotlib knows from the suffix) of the fit.
+
+    Args:
+        points: fitted data per group key, as (x, y) arrays.
+        x_range: x range per group when no points are given (a reloaded fit).
+        held_out: data of groups left out of the fit, drawn hollow with the law's prediction.
+        group_slopes: independent per-group log-log slopes, drawn on the k(N) panel.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = points or {}
+    held_out = held_out or {}
+    saturating = fitted.law.name == "saturating"
+    fig, axes = plt.subplots(1, 2 if saturating else 1, figsize=(12 if saturating else 7, 5),
+                             squeeze=False)
+    ax = axes[0][0]
+    keys = list(fitted.keys) + [k for k in held_out if k not in fitted.keys]
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(keys), 1)))
+    all_x = [x for x, _ in list(points.values()) + list(held_out.values()) if len(x)]
+    span = ((min(float(x.min()) for x in all_x), max(float(x.max()) for x in all_x)) if all_x
+            else (min(r[0] for r in (x_range or {}).values()),
+                  max(r[1] for r in (x_range or {}).values())) if x_range else (1.0, 10.0))
+    for color, key in zip(colors, keys, strict=False):
+        label = f"{group_label}={_short(key)}"
+        if key in points:
+            x, y = points[key]
+            ax.scatter(x, y, s=8, alpha=0.45, color=color)
+        if key in held_out:
+            x, y = held_out[key]
+            ax.scatter(x, y, s=14, facecolors="none", edgecolors=color)
+            label += " (held out)"
+        lo, hi = _range_for(key, points, held_out, x_range, span)
+        grid = np.geomspace(lo, hi, 200)
+        try:
+            pred = fitted.predict(grid, [key] * len(grid))
+        except ValueError:
+            continue
+        ax.plot(grid, pred, color=color, lw=1.8, ls="--" if key in held_out else "-",
+                label=label)
+        interval = fitted.predict_interval(grid, [key] * len(grid))
+        if interval is not None:
+            ax.fill_between(grid, interval[0], interval[1], color=color, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or fitted.law.title, fontsize=9)
+    if saturating:
+        _plot_k(axes[0][1], fitted, group_slopes or {}, group_label, held_out)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _range_for(key, points, held_out, x_range, span) -> tuple[float, float]:
+    for source in (points, held_out):
+        if key in source and len(source[key][0]):
+            x = source[key][0]
+            return float(x.min()), float(x.max())
+    if x_range and key in x_range:
+        return float(x_range[key][0]), float(x_range[key][1])
+    return span
+
+
+def _plot_k(ax, fitted: FittedLaw, group_slopes: Mapping[str, float], group_label: str,
+            held_out: Mapping[str, Any]) -> None:
+    n_known = [float(n) for n in fitted.n_values]
+    n_all = n_known + [float(n) for n in _sizes(held_out)]
+    grid = np.geomspace(min(n_all) / 3.0, max(n_all) * 3.0, 200)
+    k_max, n_0 = fitted.values["K_max"], fitted.values["N_0"]
+    ax.plot(grid, saturating_k(k_max, n_0, grid), color="black", lw=1.8,
+            label=f"k(N) = {k_max:.4f} / (1 + {n_0:.3g}/N)")
+    if fitted.samples:
+        draws = np.array([saturating_k(s["K_max"], s["N_0"], grid) for s in fitted.samples])
+        tail = (1.0 - fitted.level) / 2.0 * 100.0
+        ax.fill_between(grid, np.percentile(draws, tail, axis=0),
+                        np.percentile(draws, 100 - tail, axis=0), color="black", alpha=0.12,
+                        lw=0, label=f"{fitted.level:.0%} bootstrap band")
+    ax.axhline(k_max, color="grey", ls=":", lw=1, label="K_max")
+    ax.axvline(n_0, color="grey", ls="--", lw=1, label="N_0")
+    from rlscale.core.laws.data import parse_size
+    if group_slopes:
+        xs = [parse_size(k) for k in group_slopes]
+        ax.scatter(xs, list(group_slopes.values()), color="tab:red", zorder=3,
+                   label="per-group slope (separate fit)")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{group_label} (model size)")
+    ax.set_ylabel("k (learning efficiency)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title("saturating learning efficiency", fontsize=9)
+
+
+def _sizes(held_out: Mapping[str, Any]) -> list[float]:
+    from rlscale.core.laws.data import parse_size
+    return [v for v in (parse_size(k) for k in held_out) if v is not None]
+
+
+def _short(key: str) -> str:
+    from rlscale.core.laws.data import parse_size
+    v = parse_size(key)
+    if v is None:
+        return key
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
