@@ -1,0 +1,247 @@
+"""The ``math`` grader: extraction, a fast exact/numeric path, then Math-Verify.
+
+Equivalence is decided in this order:
+
+1. the normalised strings are equal (:func:`~rlscale.core.grading.normalize.normalize_answer`);
+2. both sides evaluate (safely, see :mod:`~rlscale.core.grading.expressions`) to numbers or to
+   functions of at most four one-letter variables: exact rational equality, or floating-point
+   agreement at two fixed variable assignments; clearly different values are *wrong*;
+   tuples/intervals/sets are compared element-wise when their brackets agree;
+3. otherwise HF Math-Verify (``parse`` + ``verify``) decides: intervals, sets, matrices,
+   equations, symbolic simplification.
+
+Steps 1-2 (:func:`quick_grade`) never call SymPy and are cheap enough to run in the main
+process; only undecided items go to :func:`full_grade`, which the worker pool runs with a hard
+time limit. The fast path only decides when Math-Verify would decide the same way: near-misses
+involving decimals (``0.333333`` vs ``1/3``, which Math-Verify accepts after rounding to 6
+places) are left to Math-Verify.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from rlscale.core.grading.expressions import LatexValue, TooLarge, evaluate_latex
+from rlscale.core.grading.extraction import FALLBACKS, extract_answer
+from rlscale.core.grading.normalize import normalize_answer
+
+VERDICTS = ("correct", "wrong", "no_answer", "timeout", "error")
+
+MAX_SYMBOLIC_CHARS = 1000  # a final answer longer than this is compared as a string only
+MAX_BRACE_DEPTH = 40
+
+
+@dataclass(frozen=True, slots=True)
+class GradeResult:
+    """The grade of one response: ``reward`` 1.0/0.0, extracted ``pred``, ``verdict``."""
+
+    reward: float
+    pred: str | None
+    verdict: str
+
+    @classmethod
+    def of(cls, correct: bool, pred: str | None) -> GradeResult:
+        return cls(1.0 if correct else 0.0, pred, "correct" if correct else "wrong")
+
+
+@dataclass(frozen=True)
+class MathOptions:
+    """Options of the ``math`` grader (CLI: ``--fallbacks``, ``--no-think-split``)."""
+
+    fallbacks: tuple[str, ...] = FALLBACKS
+    split_thinking: bool = True
+
+
+# --- fast path ---------------------------------------------------------------------------
+
+_OPENERS = {"(": ")", "[": "]", "\\{": "\\}", "{": "}"}
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets/braces ("(1,2),3" -> ["(1,2)", "3"])."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _structure(text: str) -> tuple[str, str, list[str]] | None:
+    """``(open, close, items)`` for a bracketed or comma-separated answer, else None."""
+    for opener in ("\\{", "(", "["):
+        if text.startswith(opener):
+            for closer in ("\\}", ")", "]"):
+                if text.endswith(closer) and len(text) >= len(opener) + len(closer):
+                    inner = text[len(opener):len(text) - len(closer)]
+                    items = _split_top_level(inner)
+                    if len(items) > 1 and _balanced(inner):
+                        return opener, closer, items
+    items = _split_top_level(text)
+    if len(items) > 1:
+        return "", "", items
+    return None
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+_HUGE = object()
+
+
+def _value(text: str) -> LatexValue | object | None:
+    try:
+        return evaluate_latex(text)
+    except TooLarge:
+        return _HUGE
+
+
+def _values_equal(gold: LatexValue, pred: LatexValue) -> bool | None:
+    decimals = gold.float_literal or pred.float_literal
+    if gold.exact and pred.exact:
+        a, b = gold.values[0], pred.values[0]
+        if a == b:
+            return True
+        if decimals and abs(a - b) < Fraction(1, 10**5):
+            return None  # Math-Verify rounds decimals to 6 places: let it decide
+        return False
+    verdicts = []
+    for a, b in zip(gold.values, pred.values, strict=False):
+        a, b = float(a), float(b)
+        scale = max(1.0, abs(a), abs(b))
+        if math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12):
+            verdicts.append(True)
+        elif abs(a - b) > 1e-5 * scale:
+            verdicts.append(False)
+        else:
+            verdicts.append(None)
+    if len(gold.values) != len(pred.values):
+        # one side has variables, the other not: equal only by accident at one point
+        return False if False in verdicts or all(verdicts) else None
+    if False in verdicts:
+        return False
+    if all(v is True for v in verdicts):
+        return True
+    return None
+
+
+def _scalar_equal(gold: str, pred: str) -> bool | None:
+    if gold == pred:
+        return True
+    gold_value, pred_value = _value(gold), _value(pred)
+    if pred_value is _HUGE:
+        # an astronomically large prediction; equal only to an identical (huge) ground truth
+        return None if gold_value is _HUGE else False
+    if gold_value is _HUGE or gold_value is None or pred_value is None:
+        return None
+    return _values_equal(gold_value, pred_value)  # type: ignore[arg-type]
+
+
+def fast_equal(gold: str, pred: str) -> bool | None:
+    """Decide equivalence of two *normalised* answers without SymPy; None: undecided."""
+    if gold == pred:
+        return True
+    if not gold or not pred:
+        return None
+    gold_structure, pred_structure = _structure(gold), _structure(pred)
+    if gold_structure or pred_structure:
+        if not (gold_structure and pred_structure):
+            return None
+        (g_open, g_close, g_items), (p_open, p_close, p_items) = gold_structure, pred_structure
+        if (g_open, g_close) != (p_open, p_close) or len(g_items) != len(p_items):
+            return None
+        verdicts = [_scalar_equal(g, p) for g, p in zip(g_items, p_items, strict=True)]
+        return True if all(v is True for v in verdicts) else None
+    return _scalar_equal(gold, pred)
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalized(text: str) -> str:
+    return normalize_answer(text)
+
+
+def _too_complex(pred: str) -> bool:
+    if len(pred) > MAX_SYMBOLIC_CHARS:
+        return True
+    depth = deepest = 0
+    for char in pred:
+        if char == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == "}":
+            depth -= 1
+    return deepest > MAX_BRACE_DEPTH
+
+
+def quick_grade(response: str, answer: str, options: MathOptions = MathOptions()) -> GradeResult | None:
+    """Grade without SymPy when possible; None when Math-Verify must decide."""
+    pred = extract_answer(response, options.fallbacks, options.split_thinking).text
+    if pred is None:
+        return GradeResult(0.0, None, "no_answer")
+    gold_norm = _normalized(answer)
+    pred_norm = normalize_answer(pred) if len(pred) <= 4 * MAX_SYMBOLIC_CHARS else pred
+    verdict = fast_equal(gold_norm, pred_norm)
+    if verdict is None and _too_complex(pred) and pred_norm != gold_norm:
+        verdict = False  # never hand absurd inputs to SymPy (they are not sensible answers)
+    return None if verdict is None else GradeResult.of(verdict, pred)
+
+
+# --- Math-Verify (runs in a worker process) ----------------------------------------------
+
+
+def _quiet_math_verify() -> None:
+    # math-verify logs a warning per call when its signal-based timeout is disabled
+    for name in ("math_verify", "math_verify.parser", "math_verify.grader", "latex2sympy2_extended"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_gold(answer: str):
+    from math_verify import parse
+
+    text = answer.strip()
+    if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
+        text = f"${text}$"
+    return parse(text, parsing_timeout=None)
+
+
+def math_verify_equal(answer: str, pred: str) -> bool:
+    """Math-Verify's verdict on ``pred`` (an extracted answer) against ``answer``.
+
+    Both of Math-Verify's own signal-based timeouts are disabled (they do not work outside the
+    main thread); the caller bounds the time, by running this in a worker it can kill.
+    """
+    from math_verify import parse, verify
+
+    _quiet_math_verify()
+    gold = _parsed_gold(answer)
+    target = parse("\\boxed{" + pred + "}", parsing_timeout=None)
+    return bool(verify(gold, target, timeout_seconds=None))
+
+
+def full_grade(response: str, answer: str, options: MathOptions = MathOptions()) -> GradeResult:
+    """The complete ``math`` grade: :func:`quick_grade`, then Math-Verify if undecided."""
+    quick = quick_grade(response, answer, options)
+    if quick is not None:
+        return quick
+    pred = extract_answer(response, options.fallbacks, options.split_thinking).text
+    assert pred is not None  # quick_grade decides no_answer itself
+    return GradeResult.of(math_verify_equal(answer, pred), pred)

@@ -1,0 +1,275 @@
+"""A small process pool with a hard per-item time limit, and no signals in the workers.
+
+``concurrent.futures.ProcessPoolExecutor`` cannot stop one runaway task (a SymPy
+simplification of ``9^{9^{9^{9}}}`` never returns), and ``signal.alarm`` timeouts only work in
+the main thread. Here every worker is a process with its own pipe; the parent waits on the
+pipes with a deadline, and a worker that misses its deadline is killed and replaced. Its item
+comes back as :data:`TIMED_OUT`; the other items are unaffected.
+
+Workers start lazily (nothing is spawned until the first task) with the ``forkserver`` method
+where available: the server imports the grading code once, and each new or replacement worker
+is forked from it in milliseconds, without inheriting the parent's threads or open files.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+TIMED_OUT = "timeout"
+CRASHED = "crashed"
+READY = "ready"
+PRELOAD = ["rlscale.core.grading.dispatch", "sympy", "math_verify", "pylatexenc.latex2text"]
+STARTUP_LIMIT = 120.0  # seconds a new worker may take to import and warm up
+
+
+class TaskFailed:
+    """A task that raised (or whose worker died): ``kind`` and a one-line ``message``."""
+
+    __slots__ = ("kind", "message")
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"TaskFailed({self.kind!r}, {self.message!r})"
+
+
+def _worker_main(connection, function: Callable[[Any], Any],
+                 initializer: Callable[[], None] | None) -> None:
+    if initializer is not None:
+        try:
+            initializer()
+        except Exception:  # a broken warm-up shows up as a task error later
+            pass
+    try:
+        connection.send(READY)
+    except (BrokenPipeError, OSError):
+        return
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        key, payload = message
+        try:
+            result: Any = function(payload)
+        except Exception as exc:  # report, keep serving
+            result = TaskFailed("error", f"{type(exc).__name__}: {exc}"[:300])
+        try:
+            connection.send((key, result))
+        except (BrokenPipeError, OSError):
+            return
+
+
+def default_context():
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start children without re-running the parent's ``__main__``.
+
+    spawn/forkserver children normally re-import the parent's main script (which is why
+    scripts need ``if __name__ == "__main__"``). The workers only need importable grading
+    code, so the main module is swapped for an empty one while a child starts: this makes the
+    pool safe to use from any script, notebook or trainer process.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+class _Worker:
+    __slots__ = ("process", "connection", "key", "deadline")
+
+    def __init__(self, context, function, initializer):
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker_main,
+                                       args=(child_end, function, initializer), daemon=True)
+        with _main_module_hidden():
+            self.process.start()
+        child_end.close()
+        self.connection = parent_end
+        self.key: Any = None
+        self.deadline = time.monotonic() + STARTUP_LIMIT
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.process.join(timeout=5)
+        self.connection.close()
+
+
+class TimeoutPool:
+    """Run ``function(payload)`` in worker processes, each call limited to ``timeout`` s.
+
+    Use :meth:`submit` then :meth:`collect`; results arrive as ``(key, result)`` in completion
+    order, where ``result`` is the function's return value, :data:`TIMED_OUT`, or a
+    :class:`TaskFailed`. :meth:`close` (or the context manager) stops every worker.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], workers: int, timeout: float,
+                 context=None, initializer: Callable[[], None] | None = None):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if not timeout > 0:
+            raise ValueError("timeout must be > 0")
+        self.function = function
+        self.n_workers = workers
+        self.timeout = float(timeout)
+        self.context = context
+        self.initializer = initializer
+        self.starting: list[_Worker] = []
+        self.idle: list[_Worker] = []
+        self.busy: list[_Worker] = []
+        self.queue: collections.deque[tuple[Any, Any]] = collections.deque()
+        self.n_started = 0
+        self.n_killed = 0
+
+    # pool state
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not yet collected."""
+        return len(self.queue) + len(self.busy)
+
+    def submit(self, key: Any, payload: Any) -> None:
+        self.queue.append((key, payload))
+        self._dispatch()
+
+    def _new_worker(self) -> _Worker:
+        if self.context is None:
+            self.context = default_context()
+        self.n_started += 1
+        return _Worker(self.context, self.function, self.initializer)
+
+    def _dispatch(self) -> None:
+        # start workers lazily: only as many as there is queued work for
+        n_alive = len(self.starting) + len(self.idle) + len(self.busy)
+        while n_alive < self.n_workers and len(self.queue) > len(self.idle) + len(self.starting):
+            self.starting.append(self._new_worker())
+            n_alive += 1
+        while self.queue and self.idle:
+            worker = self.idle.pop()
+            key, payload = self.queue.popleft()
+            try:
+                worker.connection.send((key, payload))
+            except (BrokenPipeError, OSError):
+                worker.kill()
+                self.queue.appendleft((key, payload))
+                continue
+            worker.key = key
+            worker.deadline = time.monotonic() + self.timeout
+            self.busy.append(worker)
+
+    def collect(self, wait: float | None = None) -> list[tuple[Any, Any]]:
+        """Results finished so far; blocks up to ``wait`` s (None: until at least one)."""
+        results: list[tuple[Any, Any]] = []
+        give_up = None if wait is None else time.monotonic() + wait
+        while not results and (self.busy or self.starting):
+            now = time.monotonic()
+            next_deadline = min(worker.deadline for worker in self.busy + self.starting)
+            limit = next_deadline - now
+            if give_up is not None:
+                limit = min(limit, give_up - now)
+            ready = multiprocessing.connection.wait(
+                [worker.connection for worker in self.busy + self.starting],
+                timeout=max(0.0, limit))
+            ready_set = set(ready)
+            self._check_starting(ready_set)
+            still_busy = []
+            for worker in self.busy:
+                if worker.connection in ready_set:
+                    try:
+                        key, result = worker.connection.recv()
+                    except (EOFError, OSError):
+                        code = worker.process.exitcode
+                        results.append((worker.key, TaskFailed(
+                            CRASHED, f"grading worker died (exit code {code})")))
+                        worker.kill()
+                        continue
+                    results.append((key, result))
+                    worker.key = None
+                    self.idle.append(worker)
+                elif time.monotonic() >= worker.deadline:
+                    results.append((worker.key, TIMED_OUT))
+                    self.n_killed += 1
+                    worker.kill()
+                else:
+                    still_busy.append(worker)
+            self.busy = still_busy
+            self._dispatch()
+            if give_up is not None and time.monotonic() >= give_up:
+                break
+        return results
+
+    def _check_starting(self, ready_set: set) -> None:
+        still_starting = []
+        for worker in self.starting:
+            if worker.connection in ready_set:
+                try:
+                    message = worker.connection.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message != READY:
+                    worker.kill()
+                    self.close()
+                    raise RuntimeError("a grading worker failed to start")
+                worker.deadline = 0.0
+                self.idle.append(worker)
+            elif time.monotonic() >= worker.deadline:
+                worker.kill()
+                self.close()
+                raise RuntimeError(f"a grading worker did not start within {STARTUP_LIMIT:.0f} s")
+            else:
+                still_starting.append(worker)
+        self.starting = still_starting
+
+    def close(self) -> None:
+        for worker in self.starting:
+            worker.kill()
+        self.starting = []
+        for worker in self.idle:
+            try:
+                worker.connection.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for worker in self.idle + self.busy:
+            worker.kill()
+        self.idle, self.busy = [], []
+        self.queue.clear()
+
+    def __enter__(self) -> TimeoutPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
