@@ -1,0 +1,146 @@
+"""``rlscale reward``: grade model responses against ground-truth answers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rlscale.cli._shared import (
+    DebugOpt,
+    InputsArg,
+    OutputOpt,
+    QuietOpt,
+    RejectsOpt,
+    SkipInvalidOpt,
+    handle_errors,
+    open_rejects,
+    progress,
+    report_skipped,
+    say,
+    warn_if_waiting_on_tty,
+)
+
+NAME = "reward"
+HELP = (
+    "Grade model responses against ground-truth answers: adds `reward` (1.0/0.0), `pred` (the "
+    "extracted answer or null) and `verdict` (correct, wrong, no_answer, timeout, error) to each "
+    "record. --grader math (default) takes the text after the last </think>, the last "
+    "\\boxed{} (fallbacks: 'the answer is', '#### n', last number), and decides equivalence by "
+    "normalised strings, exact numbers, then Math-Verify. --grader paper reproduces the VeRL "
+    "scorer of Tan et al. 2025 (routed by `data_source`, quirks included). Every item is limited "
+    "to --timeout seconds in a pool of worker processes; a runaway item gives verdict timeout "
+    "and the stream goes on. Streams: one output record per input record, in input order."
+)
+EPILOG = (
+    "Examples:\n\n"
+    "  rlscale reward rollouts.jsonl > scored.jsonl\n\n"
+    "  rlscale reward --grader paper --timeout 5 rollouts.jsonl -o scored.jsonl\n\n"
+    "  rlscale reward --response-field text --answer-field gt --fallbacks none samples.jsonl\n\n"
+    "  rlscale rollout ... | rlscale reward | rlscale eval --by step,N"
+)
+
+GraderOpt = Annotated[str, typer.Option(
+    "--grader", "-g", help="math: fast path + Math-Verify; paper: the paper's VeRL scorer "
+    "(naive_dapo / math_dapo / gsm8k by data_source).", metavar="math|paper")]
+ResponseFieldOpt = Annotated[str, typer.Option(
+    "--response-field", help="Field holding the model response.", metavar="FIELD")]
+AnswerFieldOpt = Annotated[str, typer.Option(
+    "--answer-field", help="Field holding the ground-truth answer (string or number).",
+    metavar="FIELD")]
+SourceFieldOpt = Annotated[str, typer.Option(
+    "--data-source-field", help="Field that routes --grader paper (absent: naive_dapo, the "
+    "scorer of the paper's training and held-out data).", metavar="FIELD")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Seconds allowed per item (hard limit; the worker is killed).",
+    metavar="SECONDS")]
+WorkersOpt = Annotated[int, typer.Option(
+    "--workers", "-j", help="Worker processes for items that need symbolic comparison "
+    "(0: one per CPU core). Easy items are graded in the main process.", metavar="N")]
+FallbacksOpt = Annotated[str, typer.Option(
+    "--fallbacks", help="--grader math: where to look when there is no \\boxed{}, in order "
+    "(comma list of answer-is, hashes, last-number; 'none' for boxed answers only).",
+    metavar="LIST")]
+KeepThinkingOpt = Annotated[bool, typer.Option(
+    "--keep-thinking", help="--grader math: search the whole response, not just the text "
+    "after the last </think>.")]
+
+
+def _answer_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def command(
+    inputs: InputsArg = None,
+    output: OutputOpt = None,
+    grader: GraderOpt = "math",
+    response_field: ResponseFieldOpt = "completion",
+    answer_field: AnswerFieldOpt = "answer",
+    data_source_field: SourceFieldOpt = "data_source",
+    timeout: TimeoutOpt = 2.0,
+    workers: WorkersOpt = 0,
+    fallbacks: FallbacksOpt = "answer-is,hashes,last-number",
+    keep_thinking: KeepThinkingOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+    rejects: RejectsOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    def body() -> None:
+        from rlscale.core.errors import UsageError
+        from rlscale.core.grading import FALLBACKS, GRADERS, VERDICTS
+        from rlscale.core.grading.dispatch import Grader, GraderConfig, GradeTask
+        from rlscale.core.grading.math_grader import MathOptions
+        from rlscale.core.grading.paper_grader import scorer_for
+        from rlscale.core.jsonl import RecordReader, RecordWriter
+
+        if grader not in GRADERS:
+            raise UsageError(f"--grader must be one of {', '.join(GRADERS)}, got {grader!r}")
+        if not timeout > 0:
+            raise UsageError(f"--timeout must be > 0, got {timeout}")
+        if workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {workers}")
+        chosen = [] if fallbacks.strip() == "none" else [
+            part.strip() for part in fallbacks.split(",") if part.strip()]
+        unknown = [name for name in chosen if name not in FALLBACKS]
+        if unknown:
+            raise UsageError(f"--fallbacks: unknown {', '.join(unknown)}; expected some of "
+                             f"{', '.join(FALLBACKS)} or none")
+        config = GraderConfig(grader, MathOptions(tuple(chosen), not keep_thinking))
+        warn_if_waiting_on_tty(inputs, quiet)
+        counts = dict.fromkeys(VERDICTS, 0)
+        with open_rejects(rejects, skip_invalid) as rejects_file:
+            reader = RecordReader(
+                inputs, required={response_field: "str", answer_field: "str|number"},
+                optional={data_source_field: "str"} if grader == "paper" else None,
+                skip_invalid=skip_invalid, rejects=rejects_file)
+
+            def tasks():
+                for record, where in progress(reader, description="grading", quiet=quiet):
+                    source = record.get(data_source_field) if grader == "paper" else None
+                    if grader == "paper" and scorer_for(source) is None:
+                        reader.invalid(where, f"data_source {source!r} has no paper scorer "
+                                       "(expected math*, aime*, math_dapo or openai/gsm8k)")
+                        continue
+                    task = GradeTask(record[response_field], _answer_text(record[answer_field]),
+                                     source)
+                    yield record, task
+
+            with Grader(config, workers=workers, timeout=timeout) as pool, \
+                    RecordWriter(output) as writer:
+                for record, result in pool.stream(tasks()):
+                    counts[result.verdict] += 1
+                    writer.write({**record, "reward": result.reward, "pred": result.pred,
+                                  "verdict": result.verdict})
+        report_skipped(NAME, reader.n_skipped, rejects, quiet)
+        total = sum(counts.values())
+        if total:
+            shown = ", ".join(f"{verdict} {n}" for verdict, n in counts.items() if n)
+            say(f"rlscale reward: graded {total}: mean reward {counts['correct'] / total:.4f} "
+                f"({shown})", quiet)
+
+    handle_errors(NAME, debug, body)

@@ -1,0 +1,1 @@
+"""Plug-ins that let other frameworks use rlscale's components (see :mod:`.verl`)."""
