@@ -44,7 +44,7 @@ EPILOG = (
     "  rlscale fit --load fit.json --budget 1e21 --size-range 1e8:1e12"
 )
 
-LAW_NAMES = ("saturating", "loglinear", "decomposition", "sigmoid", "reuse")
+LAW_NAMES = ("saturating", "loglinear", "decomposition", "sigmoid", "reuse", "efficiency")
 
 
 def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
@@ -65,13 +65,15 @@ def _number(value: str, option: str) -> float:
 def command(
     inputs: InputsArg = None,
     law: Annotated[str, typer.Option("--law", help="saturating | loglinear | decomposition | "
-                                     "sigmoid | reuse.")] = "saturating",
+                                     "sigmoid | reuse | efficiency (k vs N).")
+                   ] = "saturating",
     x: Annotated[str | None, typer.Option("--x", help="x field (default: C; D for "
                                           "decomposition, step for reuse).")] = None,
     y: Annotated[str | None, typer.Option("--y", help="y field (default: loss; pass@1 for "
                                           "sigmoid).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="group field: model size "
-                                              "(default: N; tau for reuse).")] = None,
+                                              "(default: N; tau for reuse; '' for none).")
+                     ] = None,
     run: Annotated[str, typer.Option("--run", help="run id field; runs of a group are "
                                      "averaged per step (ignored if absent).")] = "run_id",
     step: Annotated[str, typer.Option("--step-field", help="field runs are aligned on "
@@ -221,12 +223,19 @@ def command(
         else:
             x_field = x or the_law.default_x
             y_field = y or the_law.default_y
-            group_field = group or the_law.default_group
+            group_field = the_law.default_group if group is None else group
+            if the_law.numeric_groups and not group_field:
+                raise UsageError(f"--law {law} needs a --group field (the model size)")
+            lo = _number(x_min, "--x-min") if x_min is not None else None
+            hi = _number(x_max, "--x-max") if x_max is not None else None
+            if the_law.name == "reuse" and x_field == "step" and lo is None and hi is None:
+                lo, hi = 10.0, 100.0  # the paper's reuse window (T25 §4.4): steps 10-100
+                say("rlscale fit: reuse: fitting steps 10-100 like the paper (change with "
+                    "--x-min/--x-max)", quiet)
             spec = DataSpec(
                 x=x_field, y=y_field, group=group_field, run=run or None, step=step or None,
                 where=filters,
-                x_min=_number(x_min, "--x-min") if x_min is not None else None,
-                x_max=_number(x_max, "--x-max") if x_max is not None else None,
+                x_min=lo, x_max=hi,
                 warmup_clip=warmup_clip, ending_clip=ending_clip,
                 numeric_groups=the_law.numeric_groups,
                 positive_y=options.space == "log" or the_law.name != "sigmoid",

@@ -266,9 +266,12 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
         try:
             x = _numeric(record, spec.x)
             y = _numeric(record, spec.y)
-            if spec.group not in record or record[spec.group] is None:
+            if not spec.group:
+                raw_group = "all"  # no grouping: one curve
+            elif spec.group not in record or record[spec.group] is None:
                 raise ValueError(f"missing required field '{spec.group}' (the --group field)")
-            raw_group = record[spec.group]
+            else:
+                raw_group = record[spec.group]
             if isinstance(raw_group, (dict, list)):
                 raise ValueError(f"field '{spec.group}' must be a number or a string")
             if spec.numeric_groups:
@@ -311,7 +314,7 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
         raise RlscaleError(_nothing_left(counts, spec))
     keys = list(group_raw)
     n_values = np.array([parse_size(group_raw[k]) or math.nan for k in keys])
-    if spec.numeric_groups or np.all(np.isfinite(n_values)):
+    if spec.numeric_groups or (len(keys) and np.all(np.isfinite(n_values))):
         order = sorted(range(len(keys)), key=lambda i: (n_values[i], keys[i]))
         keys = [keys[i] for i in order]
         n_values = n_values[order]

@@ -478,12 +478,45 @@ def reuse_law() -> Law:
     )
 
 
+# --- k(N) on its own: the paper's second-stage view of the saturation ------------------------
+
+
+def efficiency_law() -> Law:
+    """``k = K_max / (1 + N_0 / N)`` fitted directly to per-model slopes (x = N, y = k).
+
+    For per-model k lookups such as the paper's commented-out tables (T25 method notes §3.4,
+    check A-S2); use with ``--space linear --weights point`` for unweighted least squares.
+    """
+
+    def predict(p: ParamValues, x: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return saturating_k(p["K_max"], p["N_0"], x)
+
+    return Law(
+        name="efficiency",
+        title="k(N) = K_max / (1 + N_0/N), fitted to per-model slopes",
+        citation="Tan et al. 2025 (arXiv 2509.25300) Eq. 2",
+        params=(
+            Param("K_max", 0.0, 10.0, grid=K_GRID, doc="asymptotic learning efficiency"),
+            Param("N_0", lambda s: s.x_min / 100.0, lambda s: s.x_max * 100.0,
+                  grid=lambda s: list(np.geomspace(s.x_min / 10.0, s.x_max * 10.0, 9)),
+                  log_scale=True, doc="half-saturation model size"),
+        ),
+        predict=predict,
+        numeric_groups=False,
+        default_x="N",
+        default_y="k",
+        default_group="",
+        default_space="linear",
+    )
+
+
 LAWS: dict[str, Callable[..., Law]] = {
     "loglinear": loglinear_law,
     "saturating": saturating_law,
     "decomposition": decomposition_law,
     "sigmoid": sigmoid_law,
     "reuse": reuse_law,
+    "efficiency": efficiency_law,
 }
 
 
