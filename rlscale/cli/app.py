@@ -17,6 +17,17 @@ from rlscale import __version__
 # Order is the order shown in `rlscale --help`: the pipeline order.
 COMMAND_MODULES = ("curate", "rollout", "reward", "grpo_step", "eval", "flops", "fit")
 
+# One line each for `rlscale --help`; the full story is in `rlscale <cmd> --help`.
+SUMMARIES = {
+    "curate": "Dedup, decontaminate and order problems by difficulty; held-out and reuse splits.",
+    "rollout": "Sample G completions per problem (transformers or vLLM).",
+    "reward": "Grade completions against ground truth (math / paper graders).",
+    "grpo_step": "One GRPO update of a policy checkpoint from scored rollouts.",
+    "eval": "Test loss (1 - pass@1), pass@k and bootstrap CIs per group.",
+    "flops": "Training compute C = 6NT, data D and parameter counts; VeRL logs to runs.",
+    "fit": "Fit, validate and predict with RL scaling laws; plan compute.",
+}
+
 app = typer.Typer(
     name="rlscale",
     help="Run, measure and predict RL post-training (GRPO) of language models on math. "
@@ -52,7 +63,7 @@ def _register() -> None:
                 continue
             raise
         app.command(module.NAME, help=module.HELP, epilog=module.EPILOG,
-                    no_args_is_help=False)(module.command)
+                    short_help=SUMMARIES[module_name])(module.command)
 
 
 _register()
