@@ -1,0 +1,823 @@
+"""Single-device GRPO training engine behind ``rlscale grpo-step`` (transformers + torch + peft).
+
+One call of :meth:`PolicyTrainer.train_step` is one GRPO training step as the paper's VeRL runs
+did it (docs §1.3): reference and "old" log-probs are computed with frozen / current weights
+before any update, the prompt groups are split into ``mini_batches`` consecutive mini-batches,
+and each mini-batch is one AdamW update with gradient-norm clipping. Inside a mini-batch the
+sequences are packed into micro-batches (sorted by length to cut padding) whose losses are
+normalised by mini-batch-wide token/sequence counts, so accumulated gradients equal the
+full-mini-batch gradient and memory is bounded by the micro-batch size.
+
+Checkpoint layout (a directory ``CKPT``):
+
+* full fine-tuning: a plain transformers checkpoint (``config.json``, ``model.safetensors``,
+  tokenizer files) that ``rollout`` loads like any other model; weights keep the dtype the
+  policy was loaded with, and a float32 master copy (``rlscale_master.safetensors``) is kept
+  when that dtype is narrower so small updates are not rounded away between invocations;
+* LoRA: a PEFT adapter directory (``adapter_config.json`` pointing at the absolute base-model
+  path, ``adapter_model.safetensors``) plus the tokenizer;
+* in both: ``rlscale_optimizer.safetensors`` (AdamW moments and step counts, one tensor per
+  parameter and key, no pickle) and ``rlscale_trainer.json`` (training step, parameter order,
+  hyper-parameters of the last step, metrics of the last step).
+
+Saving writes a sibling temporary directory and swaps it into place with one atomic
+``renameat2(RENAME_EXCHANGE)`` (Linux), so an interrupted save never damages the previous
+checkpoint; ``--out`` may therefore equal ``--policy``. Nothing is ever unpickled: weights and
+optimizer state are safetensors, metadata is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlscale.core import grpo
+from rlscale.core.errors import RlscaleError
+
+TRAINER_STATE_FILE = "rlscale_trainer.json"
+OPTIMIZER_FILE = "rlscale_optimizer.safetensors"
+MASTER_WEIGHTS_FILE = "rlscale_master.safetensors"
+STATE_FORMAT = 1
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+# --- configuration and inputs --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapter shape (peft ``LoraConfig``)."""
+
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one GRPO step; defaults are the paper's (docs §2.1)."""
+
+    lr: float = 1e-6
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    dual_clip: float | None = 3.0
+    kl_coef: float = 0.001
+    kl_estimator: str = "k3"
+    loss_agg: str = "token-mean"
+    loss_scale: float | None = None  # seq-mean-token-sum-norm normaliser; None: longest completion
+    entropy_coef: float = 0.0
+    mini_batches: int = 4
+    micro_batch_size: int = 8
+    max_grad_norm: float | None = 1.0
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    temperature: float = 1.0
+    shuffle: bool = False
+    seed: int = 0
+    lora: LoraSettings | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (0 <= self.clip_low < 1, f"--clip must be in [0, 1), got {self.clip_low}"),
+            (self.clip_high >= 0, f"--clip-high must be >= 0, got {self.clip_high}"),
+            (self.dual_clip is None or self.dual_clip > 1,
+             f"--dual-clip must be > 1 (or 0 to disable), got {self.dual_clip}"),
+            (self.kl_coef >= 0, f"--kl-coef must be >= 0, got {self.kl_coef}"),
+            (self.kl_estimator in grpo.KL_ESTIMATORS,
+             f"--kl must be one of {', '.join(grpo.KL_ESTIMATORS)}, got {self.kl_estimator!r}"),
+            (self.loss_agg in grpo.LOSS_AGG_MODES,
+             f"--loss-agg must be one of {', '.join(grpo.LOSS_AGG_MODES)}, "
+             f"got {self.loss_agg!r}"),
+            (self.loss_scale is None or self.loss_scale > 0,
+             f"--loss-scale must be > 0, got {self.loss_scale}"),
+            (self.mini_batches >= 1, f"--mini-batches must be >= 1, got {self.mini_batches}"),
+            (self.micro_batch_size >= 1,
+             f"--micro-batch-size must be >= 1, got {self.micro_batch_size}"),
+            (self.max_grad_norm is None or self.max_grad_norm > 0,
+             f"--max-grad-norm must be > 0 (or 0 to disable), got {self.max_grad_norm}"),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class Sample:
+    """One scored completion, tokenised.
+
+    Attributes:
+        prompt_ids / completion_ids: token ids (the completion is what the loss covers).
+        advantage: the GRPO advantage of the whole completion.
+        group: index of its prompt group (mini-batches split whole groups).
+        old_logprobs: log π_old per completion token when the rollout recorded them.
+    """
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float
+    group: int
+    old_logprobs: list[float] | None = None
+
+
+@dataclass
+class _Prepared:
+    """Per-sample tensors computed before the updates (CPU, float32)."""
+
+    old_logp: list[torch.Tensor] = field(default_factory=list)
+    ref_logp: list[torch.Tensor | None] = field(default_factory=list)
+
+
+# --- checkpoint inspection -----------------------------------------------------------------
+
+
+def is_adapter_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
+
+
+def check_checkpoint_dir(path: str, option: str) -> None:
+    """Fail with one clear line when ``path`` is not a loadable checkpoint directory."""
+    if not os.path.exists(path):
+        previous = _interrupted_swap_leftover(path)
+        hint = f" (an interrupted save left the previous checkpoint at {previous})" if previous \
+            else ""
+        raise RlscaleError(f"{option} {path}: no such directory{hint}")
+    if not os.path.isdir(path):
+        raise RlscaleError(f"{option} {path}: not a directory (expected a model checkpoint)")
+    if not (os.path.isfile(os.path.join(path, "config.json")) or is_adapter_dir(path)):
+        raise RlscaleError(f"{option} {path}: no config.json or adapter_config.json "
+                           "(not a transformers checkpoint or PEFT adapter)")
+
+
+def read_trainer_state(path: str) -> dict[str, Any]:
+    """The JSON trainer state of a checkpoint, or a fresh state for a plain model."""
+    state_path = os.path.join(path, TRAINER_STATE_FILE)
+    if not os.path.isfile(state_path):
+        return {"format": STATE_FORMAT, "step": 0}
+    try:
+        with open(state_path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise RlscaleError(f"{state_path}: unreadable trainer state: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT \
+            or not isinstance(state.get("step"), int):
+        raise RlscaleError(f"{state_path}: not an rlscale trainer state (format {STATE_FORMAT})")
+    return state
+
+
+def _checkpoint_dtype(path: str) -> torch.dtype:
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return torch.float32
+    name = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return getattr(torch, str(name), torch.float32) if isinstance(name, str) else torch.float32
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """All distinct parameters (tied embeddings counted once), the N of FLOPs = 6·N·T."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- batching -----------------------------------------------------------------------------
+
+
+def collate(samples: Sequence[Sample], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pack samples as ``[left-padded prompt | right-padded completion]`` rows.
+
+    Returns tensors: ``input_ids``/``attention_mask``/``position_ids`` ``(B, P + C)``,
+    ``completion_ids``/``completion_mask`` ``(B, C)`` with ``P``/``C`` the longest prompt and
+    completion. Completions end at the same column for every row, so the logits of the last
+    ``C + 1`` positions cover every completion token (``logits_to_keep``). Position ids count
+    only real tokens, so a sequence's log-probs do not depend on its batch neighbours.
+    """
+    n_prompt = max(len(s.prompt_ids) for s in samples)
+    n_completion = max(max(len(s.completion_ids) for s in samples), 1)
+    rows, masks, completions, completion_masks = [], [], [], []
+    for s in samples:
+        left = n_prompt - len(s.prompt_ids)
+        right = n_completion - len(s.completion_ids)
+        rows.append([pad_id] * left + s.prompt_ids + s.completion_ids + [pad_id] * right)
+        masks.append([0] * left + [1] * (len(s.prompt_ids) + len(s.completion_ids)) + [0] * right)
+        completions.append(s.completion_ids + [pad_id] * right)
+        completion_masks.append([1] * len(s.completion_ids) + [0] * right)
+    attention_mask = torch.tensor(masks, dtype=torch.long)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return {
+        "input_ids": torch.tensor(rows, dtype=torch.long, device=device),
+        "attention_mask": attention_mask.to(device),
+        "position_ids": position_ids.to(device),
+        "completion_ids": torch.tensor(completions, dtype=torch.long, device=device),
+        "completion_mask": torch.tensor(completion_masks, dtype=torch.float32, device=device),
+    }
+
+
+def micro_batches(indices: Sequence[int], samples: Sequence[Sample], size: int) -> list[list[int]]:
+    """Chunk sample indices into micro-batches of ``size``, longest sequences first.
+
+    Sorting by total length cuts padding; the loss is order-independent because every
+    micro-batch is normalised by mini-batch-wide counts.
+    """
+    ordered = sorted(indices, key=lambda i: -(len(samples[i].prompt_ids)
+                                              + len(samples[i].completion_ids)))
+    return [ordered[k:k + size] for k in range(0, len(ordered), size)]
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+
+class PolicyTrainer:
+    """Load a policy (and reference), run GRPO steps, save an atomic checkpoint.
+
+    Args:
+        policy_dir: transformers checkpoint, or a PEFT adapter directory written by a
+            previous LoRA step.
+        ref_dir: frozen reference model for the KL term (None: no KL).
+        config: hyper-parameters.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"``.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast forward; weights and optimizer stay fp32).
+        gradient_checkpointing: trade compute for activation memory.
+    """
+
+    def __init__(self, policy_dir: str, ref_dir: str | None, config: TrainConfig, *,
+                 device: str = "auto", precision: str = "auto",
+                 gradient_checkpointing: bool = False):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # stderr belongs to rlscale's own messages
+        self.config = config
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                                   if device == "auto" else device)
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"--precision must be fp32, bf16 or auto, got {precision!r}")
+        self.precision = precision
+        self.policy_dir = os.path.abspath(policy_dir)
+        self.state = read_trainer_state(self.policy_dir)
+        adapter = is_adapter_dir(self.policy_dir)
+        if adapter and config.lora is None:
+            raise RlscaleError(f"--policy {policy_dir} is a LoRA adapter; add --lora to train it")
+        if not adapter and config.lora is not None and self.state.get("step", 0) > 0:
+            raise RlscaleError(f"--policy {policy_dir} was trained without --lora; drop --lora")
+        self.base_dir = self._adapter_base(self.policy_dir) if adapter else self.policy_dir
+        self.save_dtype = _checkpoint_dtype(self.base_dir)
+        tokenizer_dir = self.policy_dir if os.path.isfile(
+            os.path.join(self.policy_dir, "tokenizer_config.json")) else self.base_dir
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.pad_id = self._pad_id()
+
+        model = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=torch.float32)
+        master = os.path.join(self.policy_dir, MASTER_WEIGHTS_FILE)
+        if not adapter and os.path.isfile(master):
+            from safetensors.torch import load_file
+
+            missing, unexpected = model.load_state_dict(load_file(master), strict=False)
+            if unexpected or [k for k in missing if "lm_head" not in k]:
+                raise RlscaleError(f"{master}: does not match the model's parameters")
+        self.n_params = count_parameters(model)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        if config.lora is not None:
+            from peft import LoraConfig, PeftModel, get_peft_model
+
+            torch.manual_seed(config.seed)  # LoRA's random A-matrix init follows --seed
+            if adapter:
+                model = PeftModel.from_pretrained(model, self.policy_dir, is_trainable=True)
+            else:
+                lora = config.lora
+                model = get_peft_model(model, LoraConfig(
+                    r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                    target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+            if gradient_checkpointing:
+                model.enable_input_require_grads()
+        self.model = model.to(self.device)
+        self.trainable = [(name, p) for name, p in self.model.named_parameters()
+                          if p.requires_grad]
+        if not self.trainable:
+            raise RlscaleError("the policy has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(
+            [p for _, p in self.trainable], lr=config.lr, betas=config.betas,
+            eps=config.adam_eps, weight_decay=config.weight_decay)
+        self._load_optimizer_state()
+
+        self.ref_model = None
+        self.ref_is_base = False
+        if ref_dir is not None:
+            ref_abs = os.path.abspath(ref_dir)
+            if config.lora is not None and os.path.realpath(ref_abs) == os.path.realpath(
+                    self.base_dir):
+                # the frozen base under the adapter *is* the reference: no second copy
+                self.ref_is_base = True
+            else:
+                ref = AutoModelForCausalLM.from_pretrained(ref_abs, dtype=torch.float32)
+                ref.requires_grad_(False)
+                self.ref_model = ref.to(self.device).eval()
+        self._has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0
+                                for m in self.model.modules())
+
+    # -- loading helpers --
+
+    @staticmethod
+    def _adapter_base(path: str) -> str:
+        with open(os.path.join(path, ADAPTER_CONFIG), encoding="utf-8") as handle:
+            base = json.load(handle).get("base_model_name_or_path")
+        if not base or not os.path.isdir(base):
+            raise RlscaleError(f"{path}/{ADAPTER_CONFIG}: base model {base!r} is not a local "
+                               "directory")
+        return base
+
+    def _pad_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    @property
+    def step(self) -> int:
+        return int(self.state.get("step", 0))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[0])
+
+    def _load_optimizer_state(self) -> None:
+        path = os.path.join(self.policy_dir, OPTIMIZER_FILE)
+        if not os.path.isfile(path):
+            return
+        from safetensors.torch import load_file
+
+        names = self.state.get("param_names")
+        current = [name for name, _ in self.trainable]
+        if names != current:
+            raise RlscaleError(f"{path}: optimizer state is for different parameters "
+                               "(was the checkpoint trained with/without --lora or another "
+                               "LoRA shape?)")
+        tensors = load_file(path)
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for index, name in enumerate(current):
+            entry = {key: tensors[f"{name}::{key}"] for key in ("step", "exp_avg", "exp_avg_sq")
+                     if f"{name}::{key}" in tensors}
+            if entry:
+                state[index] = entry
+        group = self.optimizer.state_dict()["param_groups"][0]
+        self.optimizer.load_state_dict({"state": state, "param_groups": [group]})
+
+    # -- forward passes --
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def _forward_logprobs(self, model, batch: dict[str, torch.Tensor], *,
+                          want_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probs ``(B, C)`` of the completion tokens (and entropies if asked)."""
+        n_completion = batch["completion_ids"].shape[1]
+        with self._autocast():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        position_ids=batch["position_ids"], use_cache=False,
+                        logits_to_keep=n_completion + 1)
+        logits = out.logits[:, :-1, :].float()
+        if self.config.temperature != 1.0:
+            logits = logits / self.config.temperature
+        logp = grpo.token_logprobs(logits, batch["completion_ids"])
+        entropy = None
+        if want_entropy:
+            if self.config.entropy_coef:
+                entropy = grpo.entropy_from_logits(logits)
+            else:
+                with torch.no_grad():
+                    entropy = grpo.entropy_from_logits(logits.detach())
+        return logp, entropy
+
+    @torch.no_grad()
+    def prepare(self, samples: Sequence[Sample], first_minibatch: set[int]) -> _Prepared:
+        """Reference and old log-probs of every sample, before any weight changes."""
+        prepared = _Prepared(old_logp=[None] * len(samples),  # type: ignore[list-item]
+                             ref_logp=[None] * len(samples))
+        need_ref = self.ref_model is not None or self.ref_is_base
+        need_old = [i for i, s in enumerate(samples) if s.old_logprobs is None
+                    # first mini-batch: the policy has not moved yet, so π_old = π_θ exactly;
+                    # its log-probs are taken from the update's own forward pass
+                    and (i not in first_minibatch or self._has_dropout)]
+        for i, s in enumerate(samples):
+            if s.old_logprobs is not None:
+                prepared.old_logp[i] = torch.tensor(s.old_logprobs, dtype=torch.float32)
+        self.model.eval()
+        todo = sorted(set(range(len(samples))) if need_ref else set(need_old))
+        need_old_set = set(need_old)
+        for chunk in micro_batches(todo, samples, self.config.micro_batch_size):
+            batch = collate([samples[i] for i in chunk], self.pad_id, self.device)
+            if need_ref:
+                if self.ref_is_base:
+                    with self.model.disable_adapter():
+                        ref_logp, _ = self._forward_logprobs(self.model, batch, want_entropy=False)
+                else:
+                    ref_logp, _ = self._forward_logprobs(self.ref_model, batch,
+                                                         want_entropy=False)
+                for row, i in enumerate(chunk):
+                    prepared.ref_logp[i] = ref_logp[row, :len(samples[i].completion_ids)].cpu()
+            old_rows = [(row, i) for row, i in enumerate(chunk) if i in need_old_set]
+            if old_rows:
+                old_logp, _ = self._forward_logprobs(self.model, batch, want_entropy=False)
+                for row, i in old_rows:
+                    prepared.old_logp[i] = old_logp[row, :len(samples[i].completion_ids)].cpu()
+        return prepared
+
+    # -- one training step --
+
+    def train_step(self, samples: Sequence[Sample],
+                   on_update: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """One GRPO step (``mini_batches`` optimizer updates) over ``samples``.
+
+        Args:
+            samples: every completion of the step, with advantages already computed.
+            on_update: called as ``on_update(done, total)`` after each optimizer update.
+
+        Returns:
+            metrics: ``loss``, ``pg_loss``, ``kl`` (aggregated like the loss and averaged over
+            updates), ``clip_frac``/``clip_frac_lower``/``entropy``/``ppo_kl`` (token means over
+            the step), ``grad_norm`` (mean pre-clip norm over updates), ``n_updates``,
+            ``n_skipped_updates`` (non-finite gradient), ``step``.
+        """
+        cfg = self.config
+        started = time.perf_counter()
+        new_step = self.step + 1
+        torch.manual_seed(cfg.seed * 1_000_003 + new_step)  # dropout, if any; stable across runs
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(samples):
+            groups.setdefault(s.group, []).append(i)
+        group_order = list(groups)
+        if cfg.shuffle:
+            rng = np.random.default_rng([cfg.seed, new_step])
+            group_order = [group_order[k] for k in rng.permutation(len(group_order))]
+        try:
+            parts = grpo.split_groups(len(group_order), cfg.mini_batches)
+        except ValueError as exc:
+            raise RlscaleError(f"--mini-batches {cfg.mini_batches}: {exc}") from None
+        minibatches = [[i for g in part for i in groups[group_order[g]]] for part in
+                       (list(p) for p in parts)]
+        prepared = self.prepare(samples, set(minibatches[0]))
+        loss_scale = cfg.loss_scale
+        if loss_scale is None:
+            loss_scale = max(max(len(s.completion_ids) for s in samples), 1)
+
+        totals = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "grad_norm": 0.0}
+        token_sums = {"clip_frac": 0.0, "clip_frac_lower": 0.0, "entropy": 0.0, "ppo_kl": 0.0}
+        n_tokens_step = 0
+        n_skipped = 0
+        use_kl = self.ref_model is not None or self.ref_is_base
+        params = [p for _, p in self.trainable]
+        self.model.train()
+        for update, members in enumerate(minibatches):
+            self.optimizer.zero_grad(set_to_none=True)
+            sums = self.accumulate_gradients(samples, members, prepared, loss_scale)
+            for key in totals:
+                totals[key] += sums.get(key, 0.0)
+            for key in token_sums:
+                token_sums[key] += sums[key]
+            n_tokens = int(sums["n_tokens"])
+            n_tokens_step += n_tokens
+            if cfg.max_grad_norm is not None:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+            grad_norm = float(grad_norm)
+            if math.isfinite(grad_norm):
+                self.optimizer.step()
+                totals["grad_norm"] += grad_norm
+            else:  # as VeRL: never apply a NaN/Inf gradient
+                n_skipped += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if on_update is not None:
+                on_update(update + 1, len(minibatches))
+        n_updates = len(minibatches)
+        self.state["step"] = new_step
+        applied = max(n_updates - n_skipped, 1)
+        denominator = max(n_tokens_step, 1)
+        metrics = {
+            "step": new_step,
+            "loss": totals["loss"] / n_updates,
+            "pg_loss": totals["pg_loss"] / n_updates,
+            "kl": totals["kl"] / n_updates if use_kl else None,
+            "clip_frac": token_sums["clip_frac"] / denominator,
+            "clip_frac_lower": token_sums["clip_frac_lower"] / denominator,
+            "ppo_kl": token_sums["ppo_kl"] / denominator,
+            "grad_norm": totals["grad_norm"] / applied if n_skipped < n_updates else None,
+            "entropy": token_sums["entropy"] / denominator,
+            "n_updates": n_updates,
+            "n_skipped_updates": n_skipped,
+            "train_wall_s": time.perf_counter() - started,
+        }
+        self.state["last_metrics"] = metrics
+        return metrics
+
+    def accumulate_gradients(self, samples: Sequence[Sample], members: Sequence[int],
+                             prepared: _Prepared, loss_scale: float) -> dict[str, float]:
+        """Forward/backward one mini-batch in micro-batches, adding to ``.grad``.
+
+        Each micro-batch's loss is normalised by the mini-batch's token and sequence counts,
+        so the accumulated gradient equals the gradient of the whole mini-batch's loss.
+
+        Returns:
+            the mini-batch's ``loss``/``pg_loss``/``kl`` and token sums of ``clip_frac``,
+            ``clip_frac_lower``, ``entropy``, ``ppo_kl``, plus ``n_tokens``.
+        """
+        cfg = self.config
+        n_tokens = sum(len(samples[i].completion_ids) for i in members)
+        n_seqs = sum(1 for i in members if samples[i].completion_ids)
+        norms = {"n_tokens": n_tokens, "n_seqs": n_seqs, "scale": loss_scale}
+        use_kl = self.ref_model is not None or self.ref_is_base
+        sums = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0,
+                "clip_frac_lower": 0.0, "entropy": 0.0, "ppo_kl": 0.0,
+                "n_tokens": float(n_tokens)}
+        for chunk in micro_batches(members, samples, cfg.micro_batch_size):
+            batch = collate([samples[i] for i in chunk], self.pad_id, self.device)
+            mask = batch["completion_mask"]
+            logp, entropy = self._forward_logprobs(self.model, batch, want_entropy=True)
+            old = torch.zeros_like(logp)
+            ref = torch.zeros_like(logp) if use_kl else None
+            for row, i in enumerate(chunk):
+                length = len(samples[i].completion_ids)
+                old_row = prepared.old_logp[i]
+                old[row, :length] = (logp[row, :length].detach() if old_row is None
+                                     else old_row.to(self.device))
+                if ref is not None:
+                    ref[row, :length] = prepared.ref_logp[i].to(self.device)
+            adv = torch.tensor([[samples[i].advantage] for i in chunk], dtype=torch.float32,
+                               device=self.device)
+            terms = grpo.policy_loss_terms(logp, old, adv, clip_low=cfg.clip_low,
+                                           clip_high=cfg.clip_high, dual_clip=cfg.dual_clip)
+            pg = grpo.aggregate_loss(terms.losses, mask, cfg.loss_agg, **norms)
+            loss = pg
+            if ref is not None:
+                kl = grpo.aggregate_loss(grpo.kl_estimate(logp, ref, cfg.kl_estimator), mask,
+                                         cfg.loss_agg, **norms)
+                loss = loss + cfg.kl_coef * kl
+                sums["kl"] += kl.item()
+            if cfg.entropy_coef:
+                loss = loss - cfg.entropy_coef * grpo.aggregate_loss(entropy, mask, cfg.loss_agg,
+                                                                     **norms)
+            loss.backward()
+            sums["loss"] += loss.item()
+            sums["pg_loss"] += pg.item()
+            with torch.no_grad():
+                sums["clip_frac"] += (terms.clipped * mask).sum().item()
+                sums["clip_frac_lower"] += (terms.dual_clipped * mask).sum().item()
+                sums["entropy"] += (entropy * mask).sum().item()
+                sums["ppo_kl"] += ((old - logp) * mask).sum().item()
+        return sums
+
+    # -- saving --
+
+    def save(self, out_dir: str, *, hyperparameters: dict[str, Any] | None = None,
+             _before_publish: Callable[[str], None] | None = None) -> None:
+        """Write the checkpoint to ``out_dir`` atomically (temp dir + exchange-rename)."""
+        from safetensors.torch import save_file
+
+        out_dir = os.path.abspath(out_dir)
+        parent = os.path.dirname(out_dir)
+        if not os.path.isdir(parent):
+            raise RlscaleError(f"--out {out_dir}: directory {parent} does not exist")
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+        try:
+            if self.config.lora is not None:
+                self.model.save_pretrained(tmp)
+                self._point_adapter_at_base(tmp)
+            else:
+                self._save_full_weights(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            tensors, names = {}, []
+            for index, (name, _) in enumerate(self.trainable):
+                names.append(name)
+                for key, value in self.optimizer.state.get(self.trainable[index][1], {}).items():
+                    if torch.is_tensor(value):
+                        tensors[f"{name}::{key}"] = value.detach().to("cpu").contiguous()
+            save_file(tensors, os.path.join(tmp, OPTIMIZER_FILE))
+            state = dict(self.state)
+            state.update({
+                "format": STATE_FORMAT,
+                "param_names": names,
+                "lora": asdict(self.config.lora) if self.config.lora else None,
+                "base_model": self.base_dir if self.config.lora else None,
+                "hyperparameters": hyperparameters or _config_json(self.config),
+            })
+            with open(os.path.join(tmp, TRAINER_STATE_FILE), "w", encoding="utf-8") as handle:
+                json.dump(state, handle, indent=1, allow_nan=False, default=str)
+            if _before_publish is not None:
+                _before_publish(tmp)  # test hook: simulate a crash before the swap
+            _finalize_tree(tmp)
+            publish_directory(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _save_full_weights(self, directory: str) -> None:
+        from safetensors.torch import save_file
+
+        model = self.model
+        state = {k: v.detach() for k, v in model.state_dict().items()}
+        if self.save_dtype != torch.float32:
+            # the checkpoint keeps its dtype for rollout; the fp32 master copy keeps training exact
+            master = {k: v.to("cpu").contiguous() for k, v in state.items()
+                      if not (k == "lm_head.weight"
+                              and getattr(model.config, "tie_word_embeddings", False))}
+            save_file(master, os.path.join(directory, MASTER_WEIGHTS_FILE))
+            state = {k: v.to(self.save_dtype) for k, v in state.items()}
+        previous_dtype = getattr(model.config, "dtype", None)
+        model.config.dtype = self.save_dtype
+        try:
+            model.save_pretrained(directory, state_dict=state, safe_serialization=True)
+        finally:
+            model.config.dtype = previous_dtype
+
+    def _point_adapter_at_base(self, directory: str) -> None:
+        path = os.path.join(directory, ADAPTER_CONFIG)
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        config["base_model_name_or_path"] = self.base_dir
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2)
+
+
+def _config_json(config: TrainConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["betas"] = list(config.betas)
+    return data
+
+
+# --- atomic directory publication ----------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _finalize_tree(directory: str) -> None:
+    """Give files and the directory ordinary permissions (mkdtemp and safetensors use 0700/0600;
+    checkpoints are shared with inference servers) and flush them to disk before the swap."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for root, _, files in os.walk(directory):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def _interrupted_swap_leftover(path: str) -> str | None:
+    parent, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return None
+    for entry in sorted(os.listdir(parent)):
+        if entry.startswith(f".{name}.previous-"):
+            return os.path.join(parent, entry)
+    return None
+
+
+def publish_directory(tmp: str, final: str) -> None:
+    """Make the finished directory ``tmp`` appear at ``final`` without a moment of damage.
+
+    A new path is a plain rename. An existing one is swapped in one atomic
+    ``renameat2(RENAME_EXCHANGE)`` and the old contents (now at ``tmp``) are deleted. Where
+    that call is unavailable (non-Linux, some filesystems) the old directory is first renamed
+    to ``.NAME.previous-*`` beside it, so even a crash between the two renames leaves it
+    intact (and the error message for a missing checkpoint points at it).
+    """
+    if not os.path.lexists(final):
+        os.rename(tmp, final)
+        return
+    if not os.path.isdir(final) or os.path.islink(final):
+        raise RlscaleError(f"--out {final}: exists and is not a checkpoint directory")
+    if _exchange(tmp, final):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    parent, name = os.path.split(final)
+    previous = tempfile.mkdtemp(prefix=f".{name}.previous-", dir=parent)
+    os.rmdir(previous)
+    os.rename(final, previous)
+    os.rename(tmp, final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+# --- records -> samples ----------------------------------------------------------------------
+
+RECORD_OPTIONAL = {"sample_idx": "int", "prompt_ids": "list", "completion_ids": "list",
+                   "old_logprobs": "list", "completion": "str", "finish_reason": "str"}
+
+
+def _token_ids(value: list, field_name: str, vocab_size: int) -> list[int]:
+    for token in value:
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise ValueError(f"field '{field_name}' must hold integer token ids, got "
+                             f"{json.dumps(token)[:40]}")
+        if not 0 <= token < vocab_size:
+            raise ValueError(f"field '{field_name}': token id {token} is outside the policy's "
+                             f"vocabulary [0, {vocab_size})")
+    return list(value)
+
+
+def render_prompt_ids(tokenizer, prompt: Any, chat_template: bool) -> list[int]:
+    """Tokenise a prompt the way ``rollout`` renders it (when records carry no token ids).
+
+    A list of ``{"role", "content"}`` messages (VeRL parquet format) or, with ``chat_template``,
+    a string (one user message) goes through the tokenizer's chat template with the generation
+    prompt; otherwise the string is tokenised as is.
+    """
+    if isinstance(prompt, list):
+        if not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                   and isinstance(m.get("content"), str) for m in prompt):
+            raise ValueError("field 'prompt' must be a string or a list of "
+                             '{"role": ..., "content": ...} messages')
+        messages = prompt
+    elif isinstance(prompt, str):
+        if not chat_template:
+            return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        raise ValueError("field 'prompt' must be a string or a list of messages")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the policy tokenizer has no chat template; add prompt_ids to the "
+                         "records or use --no-chat-template")
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+
+def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
+                       chat_template: bool = True) -> tuple[list[int], list[int],
+                                                            list[float] | None]:
+    """Token ids (prompt, completion) and optional old log-probs of one scored rollout record.
+
+    Token ids are taken from ``prompt_ids``/``completion_ids`` when present (exact: what the
+    sampler produced). Otherwise the text is re-tokenised with the policy tokenizer: the prompt
+    by :func:`render_prompt_ids`, the completion without special tokens plus the EOS token when
+    ``finish_reason`` is ``"stop"``. Re-tokenisation need not reproduce the sampled tokens
+    exactly, so keep token ids in the rollout output for training.
+
+    Raises:
+        ValueError: with a user-facing message for a bad record.
+    """
+    if record.get("prompt_ids") is not None:
+        prompt_ids = _token_ids(record["prompt_ids"], "prompt_ids", vocab_size)
+    elif "prompt" in record:
+        prompt_ids = render_prompt_ids(tokenizer, record["prompt"], chat_template)
+    else:
+        raise ValueError("missing 'prompt_ids' (or 'prompt' text to tokenise)")
+    if not prompt_ids:
+        raise ValueError("the prompt has no tokens")
+    if record.get("completion_ids") is not None:
+        completion_ids = _token_ids(record["completion_ids"], "completion_ids", vocab_size)
+    elif isinstance(record.get("completion"), str):
+        completion_ids = list(tokenizer(record["completion"], add_special_tokens=False)
+                              ["input_ids"])
+        if record.get("finish_reason") == "stop" and tokenizer.eos_token_id is not None:
+            completion_ids.append(int(tokenizer.eos_token_id))
+    else:
+        raise ValueError("missing 'completion_ids' (or 'completion' text to tokenise)")
+    old = record.get("old_logprobs")
+    if old is not None:
+        if len(old) != len(completion_ids):
+            raise ValueError(f"field 'old_logprobs' has {len(old)} values for "
+                             f"{len(completion_ids)} completion tokens")
+        for value in old:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value > 0:
+                raise ValueError("field 'old_logprobs' must hold finite log-probabilities <= 0")
+        old = [float(v) for v in old]
+    return prompt_ids, completion_ids, old
