@@ -6,7 +6,32 @@ import os
 
 import pytest
 
-from tests.conftest import DATA, jsonl, run_cli
+from tests.conftest import DATA, CliResult, jsonl
+from tests.conftest import run_cli as run_subprocess
+
+
+def run_inprocess(args: list[str], input: str | bytes | None = None) -> CliResult:
+    """Run `rlscale ARGS` in this process with byte-level stdin/stdout, like the subprocess helper
+    but without the interpreter start-up (most CLI tests; a few keep the real subprocess)."""
+    import io
+    import sys
+
+    from rlscale.cli.app import main
+
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    saved = sys.stdin, sys.stdout, sys.stderr
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    sys.stdout, sys.stderr = stdout, io.StringIO()
+    try:
+        code = main(list(args))
+        stdout.flush()
+        return CliResult(code, stdout.buffer.getvalue().decode(), sys.stderr.getvalue())
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+run_cli = run_inprocess
 
 QWEN7B = os.path.join(DATA, "models", "Qwen2.5-7B")
 LOG = os.path.join(DATA, "verl_output.log")
@@ -30,7 +55,7 @@ def test_model_report():
 
 def test_golden_records_with_n_params():
     records = _steps(("r0",), 3) + [{"run_id": "r0", "step": 2, "n_tokens": TOKENS, "tag": "x"}]
-    result = run_cli(["flops", "--n-params", "7e9", "-q"], input=jsonl(records))
+    result = run_subprocess(["flops", "--n-params", "7e9", "-q"], input=jsonl(records))
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     per_step = 6 * 7e9 * TOKENS
@@ -129,6 +154,14 @@ def test_bad_records(args, records, message):
     assert "Traceback" not in result.stderr
 
 
+def test_bad_record_in_a_real_process_has_no_traceback():
+    result = run_subprocess(["flops", "--n-params", "1"], input='{"n_tokens": 1}\n{"step": 2}\n')
+    assert result.exit_code == 1
+    assert result.stderr == "rlscale flops: <stdin>:2: missing required field 'n_tokens'\n"
+    result = run_subprocess(["flops", "--n-params", "1", "--debug"], input='{"step": 2}\n')
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+
+
 def test_nan_is_rejected_and_skip_invalid_counts(tmp_path):
     text = '{"n_tokens": NaN}\n{"n_tokens": 5}\nnot json\n'
     result = run_cli(["flops", "--n-params", "1"], input=text)
@@ -181,7 +214,7 @@ FIXTURE_SCORES = {0: (0.3, 0.2), 1: (0.32, 0.22), 2: (0.35, 0.25), 3: (0.4, 0.3)
 
 
 def test_verl_log_golden():
-    result = run_cli(["flops", "--from-verl-log", LOG, "--n-params", "7e9", "--run-id", "qwen7b-r1",
+    result = run_subprocess(["flops", "--from-verl-log", LOG, "--n-params", "7e9", "--run-id", "qwen7b-r1",
                       "--keep", "response_length/*"])
     assert result.exit_code == 0, result.stderr
     out = result.records
