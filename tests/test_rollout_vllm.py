@@ -1,0 +1,231 @@
+"""The vLLM backend's request building, checked without a GPU against a fake ``vllm`` module.
+
+The fake mimics vLLM's documented behaviour for what rlscale relies on: ``SamplingParams(n=k,
+seed=s)`` fans out into children seeded ``s + i`` (vllm/v1/engine/parallel_sampling.py), outputs
+carry ``index``, ``token_ids`` (stop token included) and ``finish_reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from rlscale.core.errors import RlscaleError
+from rlscale.core.jsonl import Where
+from rlscale.core.sampling import (
+    ResumeState,
+    SampleRequest,
+    SamplingParams,
+    plan_problems,
+    prompt_seed,
+    rollout_records,
+    sample_seed,
+)
+from rlscale.engines.vllm_rollout import (
+    VllmRequest,
+    VllmRollout,
+    group_requests,
+    import_vllm,
+    llm_kwargs,
+    lora_rank,
+    sampling_kwargs,
+)
+
+PROBLEMS = [
+    {"prompt_id": "a", "prompt": "What is 12 + 7?", "answer": "19"},
+    {"prompt_id": "b", "prompt": [{"role": "user", "content": "Find 3 * 3."}], "answer": "9"},
+    {"prompt_id": 7, "prompt": "The answer is", "answer": "1"},
+]
+
+
+def fake_tokens(seed: int, prompt_ids, max_tokens: int, stop: int):
+    """A child's tokens: a function of its own seed and prompt (like a seeded vLLM sampler)."""
+    rng = random.Random(seed * 1_000_003 + sum(prompt_ids))
+    length = rng.randint(1, max_tokens)
+    ids = [rng.randint(3, 150) for _ in range(length)]
+    if rng.random() < 0.5:
+        ids[-1] = stop
+        return ids, "stop"
+    return ids, "length"
+
+
+class FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeLLM:
+    instances: list[FakeLLM] = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls = []
+        self.finish_override = None
+        self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=512))
+        FakeLLM.instances.append(self)
+
+    def generate(self, prompts, sampling_params, *, lora_request=None, use_tqdm=True):
+        self.calls.append((prompts, sampling_params, lora_request, use_tqdm))
+        results = []
+        for prompt, params in zip(prompts, sampling_params, strict=True):
+            kw = params.kwargs
+            stop = kw["stop_token_ids"][0]
+            outputs = []
+            for i in range(kw["n"]):
+                ids, reason = fake_tokens(kw["seed"] + i, prompt["prompt_token_ids"],
+                                          kw["max_tokens"], stop)
+                outputs.append(SimpleNamespace(index=i, token_ids=ids,
+                                               finish_reason=self.finish_override or reason,
+                                               text="<not used: detokenize=False>"))
+            random.Random(0).shuffle(outputs)  # vLLM may finish children in any order
+            results.append(SimpleNamespace(outputs=outputs))
+        return results
+
+
+class FakeLoRARequest:
+    def __init__(self, name, int_id, path):
+        self.args = (name, int_id, path)
+
+
+FAKE_VLLM = SimpleNamespace(LLM=FakeLLM, SamplingParams=FakeSamplingParams,
+                            LoRARequest=FakeLoRARequest)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_checkpoint):
+    from rlscale.engines.hf_rollout import load_tokenizer
+
+    return load_tokenizer(tiny_checkpoint)
+
+
+@pytest.fixture
+def adapter(tmp_path):
+    path = tmp_path / "adapter"
+    path.mkdir()
+    (path / "adapter_config.json").write_text(json.dumps({"r": 12, "peft_type": "LORA"}))
+    return str(path)
+
+
+def make(tiny_checkpoint, tokenizer, params, **kwargs):
+    return VllmRollout(tiny_checkpoint, params, vllm=FAKE_VLLM, tokenizer=tokenizer, **kwargs)
+
+
+def rollout(engine, params, resume=None, batch_size=2):
+    pairs = ((dict(p), Where("in", i + 1)) for i, p in enumerate(PROBLEMS))
+
+    def invalid(where, message):
+        raise AssertionError(f"{where}: {message}")
+
+    planned = plan_problems(pairs, params=params, encode=engine.encode_prompt, invalid=invalid,
+                            resume=resume, context_length=engine.context_length)
+    return list(rollout_records(planned, engine, params, batch_size=batch_size, model="m"))
+
+
+def test_llm_is_built_with_tp_seed_lora_and_overrides(tiny_checkpoint, tokenizer, adapter):
+    params = SamplingParams(n=4, max_tokens=32, seed=9)
+    engine = make(tiny_checkpoint, tokenizer, params, lora=adapter, tensor_parallel_size=2,
+                  dtype="bfloat16", engine_args={"max_model_len": 1024, "enforce_eager": True})
+    assert engine.llm.kwargs == {
+        "model": tiny_checkpoint, "tokenizer": tiny_checkpoint, "tensor_parallel_size": 2,
+        "dtype": "bfloat16", "seed": 9, "enable_lora": True, "max_loras": 1,
+        "max_lora_rank": 16, "max_model_len": 1024, "enforce_eager": True}
+    assert engine.lora_request.args == ("rlscale-lora", 1, os.path.abspath(adapter))
+    assert engine.context_length == 512  # read back from the engine's model config
+    assert llm_kwargs("m", params)["seed"] == 9 and "enable_lora" not in llm_kwargs("m", params)
+
+
+def test_requests_carry_token_ids_n_seed_and_stop_tokens(tiny_checkpoint, tokenizer, adapter):
+    params = SamplingParams(n=4, temperature=0.6, top_p=0.95, top_k=20, max_tokens=32, seed=9)
+    engine = make(tiny_checkpoint, tokenizer, params, lora=adapter)
+    records = rollout(engine, params, batch_size=2)
+    assert len(records) == 12
+    [first, second] = engine.llm.calls
+    prompts, sampling, lora_request, use_tqdm = first
+    assert use_tqdm is False and lora_request is engine.lora_request
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert prompts == [{"prompt_token_ids": engine.encode_prompt(p["prompt"])} for p in PROBLEMS[:2]]
+    assert [s.kwargs for s in sampling] == [
+        {"n": 4, "seed": prompt_seed(9, pid), "temperature": 0.6, "top_p": 0.95, "top_k": 20,
+         "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0,
+         "frequency_penalty": 0.0, "max_tokens": 32, "stop_token_ids": [eos],
+         "ignore_eos": False, "detokenize": False}
+        for pid in ("a", "b")]
+    assert len(second[0]) == 1 and second[1][0].kwargs["seed"] == prompt_seed(9, 7)
+
+
+def test_records_follow_the_per_sample_seed_contract(tiny_checkpoint, tokenizer):
+    params = SamplingParams(n=3, max_tokens=10, seed=1)
+    engine = make(tiny_checkpoint, tokenizer, params)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for record in rollout(engine, params):
+        seed = sample_seed(1, record["prompt_id"], record["sample_idx"])
+        ids, reason = fake_tokens(seed, record["prompt_ids"], 10, eos)
+        assert (record["completion_ids"], record["finish_reason"]) == (ids, reason)
+        body = ids[:-1] if reason == "stop" else ids
+        assert record["completion"] == tokenizer.decode(body, skip_special_tokens=True)
+        assert record["n_completion_tokens"] == len(ids)
+        assert record["sampling"]["backend"] == "vllm"
+
+
+def test_resume_with_gaps_sends_one_request_per_run(tiny_checkpoint, tokenizer):
+    params = SamplingParams(n=5, max_tokens=10, seed=2)
+    full = rollout(make(tiny_checkpoint, tokenizer, params), params, batch_size=10)
+    state = ResumeState(seed=2, sampling=params.describe())
+    kept = [r for r in full if (r["prompt_id"], r["sample_idx"]) in
+            {("a", 0), ("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 1), ("b", 3)}]
+    for i, record in enumerate(kept):
+        state.add(record, "out", i + 1)
+    engine = make(tiny_checkpoint, tokenizer, params)
+    rest = rollout(engine, params, resume=state, batch_size=10)
+    [(prompts, sampling, _, _)] = engine.llm.calls
+    assert [(s.kwargs["n"], s.kwargs["seed"]) for s in sampling] == [
+        (1, prompt_seed(2, "b")), (1, prompt_seed(2, "b") + 2), (1, prompt_seed(2, "b") + 4),
+        (5, prompt_seed(2, 7))]
+    key = lambda r: (str(r["prompt_id"]), r["sample_idx"])  # noqa: E731
+    assert sorted(kept + rest, key=key) == sorted(full, key=key)
+
+
+def test_group_requests_only_merges_consecutive_seeds():
+    requests = [SampleRequest((1,), 0, 5), SampleRequest((1,), 1, 7), SampleRequest((1,), 2, 8)]
+    assert group_requests(requests) == [VllmRequest((1,), 0, 1, 5), VllmRequest((1,), 1, 2, 7)]
+    kwargs = sampling_kwargs(SamplingParams(temperature=0), VllmRequest((1,), 0, 2, 5), [3])
+    assert (kwargs["temperature"], kwargs["n"], kwargs["seed"]) == (0, 2, 5)
+
+
+def test_aborted_sample_is_an_error(tiny_checkpoint, tokenizer):
+    params = SamplingParams(n=1, max_tokens=4)
+    engine = make(tiny_checkpoint, tokenizer, params)
+    engine.llm.finish_override = "abort"
+    with pytest.raises(RlscaleError, match="vLLM ended a sample with finish_reason 'abort'"):
+        engine.generate([SampleRequest((1, 2), 0, 3)])
+
+
+def test_lora_rank_errors(tmp_path, adapter):
+    assert lora_rank(adapter) == 12
+    with pytest.raises(RlscaleError, match="not a LoRA adapter directory"):
+        lora_rank(str(tmp_path))
+    (tmp_path / "adapter_config.json").write_text('{"r": "big"}')
+    with pytest.raises(RlscaleError, match="has no positive integer 'r'"):
+        lora_rank(str(tmp_path))
+
+
+def test_import_guard_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    with pytest.raises(RlscaleError) as info:
+        import_vllm()
+    assert str(info.value).startswith("--backend vllm: cannot import vLLM (")
+    assert "\n" not in str(info.value)
+
+
+def test_doctests():
+    import doctest
+
+    from rlscale.engines import vllm_rollout
+
+    result = doctest.testmod(vllm_rollout)
+    assert result.attempted >= 1 and result.failed == 0
