@@ -59,6 +59,17 @@ def stdlib_roundtrip(src: str, dst: str) -> int:
     return n
 
 
+def rlscale_read(src: str, dst: str) -> int:
+    from rlscale.core.jsonl import RecordReader
+
+    return sum(1 for _ in RecordReader([src], required={"prompt_id": "str", "reward": "number"}))
+
+
+def stdlib_read(src: str, dst: str) -> int:
+    with open(src, encoding="utf-8") as inp:
+        return sum(1 for line in inp if line.strip() and json.loads(line) is not None)
+
+
 def best_rate(fn, src: str, dst: str) -> float:
     best = float("inf")
     for _ in range(REPEATS):
@@ -78,13 +89,15 @@ def main() -> None:
         size_mb = os.path.getsize(src) / 1e6
         ours = best_rate(rlscale_roundtrip, src, os.path.join(tmp, "a.jsonl"))
         peer = best_rate(stdlib_roundtrip, src, os.path.join(tmp, "b.jsonl"))
+        ours_read = best_rate(rlscale_read, src, "")
+        peer_read = best_rate(stdlib_read, src, "")
         with open(os.path.join(tmp, "a.jsonl"), "rb") as a, open(os.path.join(tmp, "b.jsonl"), "rb") as b:
             same = [json.loads(x) for x in a] == [json.loads(y) for y in b]
     print(f"JSONL read+write, {N_RECORDS:,} rollout-like records ({size_mb:.0f} MB), best of {REPEATS}")
-    print(f"{'implementation':<34}{'records/s':>12}")
-    print(f"{'rlscale.core.jsonl (orjson)':<34}{ours:>12,.0f}")
-    print(f"{'stdlib json loads/dumps':<34}{peer:>12,.0f}")
-    print(f"ratio rlscale / stdlib: {ours / peer:.2f}x   (outputs identical: {same})")
+    print(f"{'':<14}{'rlscale rec/s':>15}{'stdlib rec/s':>15}{'ratio':>8}")
+    print(f"{'read+write':<14}{ours:>15,.0f}{peer:>15,.0f}{ours / peer:>7.2f}x")
+    print(f"{'read only':<14}{ours_read:>15,.0f}{peer_read:>15,.0f}{ours_read / peer_read:>7.2f}x")
+    print(f"outputs identical: {same}")
 
 
 if __name__ == "__main__":
