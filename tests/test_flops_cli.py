@@ -181,6 +181,9 @@ def test_nan_is_rejected_and_skip_invalid_counts(tmp_path):
     (["--count", "critic"], "rlscale flops: --count: unknown pass 'critic'; expected rollout, "
                             "reference, old-logprob or all"),
     (["--n-params", "-5"], "rlscale flops: --n-params must be a positive number, got -5"),
+    (["--n-params", "7e9", "--n-def", "total", "--model", QWEN7B],
+     "rlscale flops: --n-params sets the nominal N; with --n-def total N is counted from --model, "
+     "so drop one of them"),
     (["--holdout-source", "a"], "rlscale flops: --holdout-source, --run-id, --all-steps and --keep "
                                 "need --from-verl-log"),
     (["--from-verl-log", LOG], "rlscale flops: --from-verl-log needs --n-params or --model (a log has no N)"),
@@ -298,6 +301,19 @@ def test_verl_log_bad_lines(tmp_path):
     result = run_cli(base[:-2] + ["--holdout-source", "a", "--holdout-source", "a"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "rlscale flops: --holdout-source 'a' given twice"
+
+
+def test_verl_log_from_stdin():
+    with open(LOG, "rb") as handle:
+        text = handle.read()
+    result = run_cli(["flops", "--from-verl-log", "-", "--n-params", "7e9", "--run-id", "a"],
+                     input=text)
+    assert result.exit_code == 0, result.stderr
+    assert [r["step"] for r in result.records] == list(range(7))
+    result = run_cli(["flops", "--from-verl-log", "-", "--n-params", "7e9"], input="step:1 - x\n")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("rlscale flops: <stdin>:1: step 1: cannot read metric 'x' "
+                                     "(expected key:value)")
 
 
 def test_verl_log_without_step_lines(tmp_path):

@@ -151,6 +151,9 @@ def command(
         if not from_verl_log and any(log_only):
             raise UsageError("--holdout-source, --run-id, --all-steps and --keep need --from-verl-log")
 
+        if n_params is not None and n_def != "nominal":
+            raise UsageError(f"--n-params sets the nominal N; with --n-def {n_def} N is counted "
+                             "from --model, so drop one of them")
         # --model without input files: a parameter report (one record); '-' reads stdin instead.
         if model is not None and not inputs and not from_verl_log:
             with RecordWriter(output) as writer:
@@ -256,13 +259,14 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
         def bad(line_no: int, raw: str, message: str) -> None:
             nonlocal n_skipped
             if not skip_invalid:
-                raise RecordError(path, line_no, message)
+                raise RecordError(source, line_no, message)
             n_skipped += 1
             if rejects_file is not None:
                 rejects_file.write(raw.rstrip("\r\n").encode() + b"\n")
 
         for given in paths:
             path = _resolve_log(given)
+            source = "<stdin>" if path == "-" else path
             parsed = []
             raw_lines: dict[int, str] = {}
             for line_no, raw in enumerate(_read_log_lines(path), 1):
@@ -276,7 +280,7 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
                     raw_lines[line_no] = raw
             steps = merge_steps(parsed)
             if not steps:
-                say(f"rlscale {NAME}: {path}: no 'step:N - key:value' lines found", quiet)
+                say(f"rlscale {NAME}: {source}: no 'step:N - key:value' lines found", quiet)
                 continue
             seen_sources: set[str] = set()
             records = []
@@ -293,9 +297,9 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
             if missing and not all_steps:
                 seen = ", ".join(sorted(seen_sources)) or "none"
                 raise RlscaleError(
-                    f"{path}: held-out source(s) {', '.join(missing)} never scored in this log "
+                    f"{source}: held-out source(s) {', '.join(missing)} never scored in this log "
                     f"(sources seen: {seen}); name yours with --holdout-source or use --all-steps")
-            this_run = run_id if run_id is not None else path
+            this_run = run_id if run_id is not None else source
             for record in progress(records, description="flops", total=len(records), quiet=quiet):
                 fields = accumulator.add(this_run, record["step"], record["n_tokens"], prompts, n)
                 if "loss" in record or all_steps:
