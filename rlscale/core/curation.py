@@ -76,8 +76,8 @@ def apply_paper_template(text: str) -> str:
 
     Adds the prefix and the ``\\boxed{}`` instruction only when missing, so it is idempotent.
 
-    >>> apply_paper_template("What is 2+2?")[-48:]
-    'What is 2+2? Please output the final answer within \\\\boxed{}.'[-48:]
+    >>> apply_paper_template("What is 2+2?")[95:]
+    'What is 2+2? Please output the final answer within \\\\boxed{}.'
     """
     text = text.strip()
     if "\\boxed{" not in text:
@@ -108,6 +108,8 @@ _MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\\?\$")
 _WHITESPACE = re.compile(r"\s+")
 # A space next to anything that is not a word character carries no meaning ("x + y" = "x+y").
 _SPACE_AROUND_SYMBOL = re.compile(r" (?=[^\w ])|(?<=[^\w ]) ")
+# After a control word a space only ends the word: "\\cdot 4" = "\\cdot4" (not before a letter).
+_CONTROL_WORD_SPACE = re.compile(r"(\\[a-z]+) (?![a-z])")
 
 
 def _normalise_once(text: str) -> str:
@@ -118,7 +120,8 @@ def _normalise_once(text: str) -> str:
     text = _LATEX_SIZING.sub("", text)
     text = _MATH_DELIMITERS.sub("", text)
     text = _WHITESPACE.sub(" ", text).strip()
-    return _SPACE_AROUND_SYMBOL.sub("", text)
+    text = _SPACE_AROUND_SYMBOL.sub("", text)
+    return _CONTROL_WORD_SPACE.sub(lambda match: match.group(1), text)
 
 
 def normalise_text(text: str) -> str:
@@ -130,9 +133,9 @@ def normalise_text(text: str) -> str:
     symbols. The result is a fixed point (normalising twice changes nothing).
 
     >>> normalise_text("Find  $x$ if $\\\\dfrac{x}{2} = 3$.")
-    'find x if \\\\frac{x}{2}=3.'
+    'find x if\\\\frac{x}{2}=3.'
     >>> normalise_text("FIND x IF \\\\(\\\\frac {x}{2}\\\\,=\\\\,3\\\\).")
-    'find x if \\\\frac{x}{2}=3.'
+    'find x if\\\\frac{x}{2}=3.'
     """
     for _ in range(8):  # removing one construct can expose another; stop at the fixed point
         folded = _normalise_once(text)
@@ -269,7 +272,7 @@ def lsh_bands(num_perm: int, threshold: float, recall: float = 0.99) -> tuple[in
     Candidates are then checked on the full signature, so a wide net only costs time.
 
     >>> lsh_bands(128, 0.9)
-    (16, 8)
+    (12, 10)
     """
     best = (num_perm, 1)
     for rows in range(1, num_perm + 1):
