@@ -241,6 +241,8 @@ class Dataset:
 
 
 def _numeric(record: Mapping[str, Any], name: str) -> float:
+    if name in record and record[name] is None:
+        raise ValueError(f"field '{name}' is null, expected a number")
     check_fields(record, {name: "number"})
     return float(record[name])
 

@@ -255,8 +255,10 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
     layout = Layout(law, arrays.n_groups, summary)
     sw = np.sqrt(arrays.w)
 
+    # The optimiser always sees log10 residuals, so the fitted parameters do not depend on
+    # --log-base; a Huber delta given in the reporting base is converted to log10 units.
     def fun(theta: np.ndarray) -> np.ndarray:
-        return sw * residuals(law, layout.unpack(theta), arrays, options.space, options.log_factor)
+        return sw * residuals(law, layout.unpack(theta), arrays, options.space)
 
     grid = _grid_params(law, summary)
     starts: list[tuple[float, np.ndarray, dict[str, Any]]] = []
@@ -287,7 +289,7 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
             starts.append((score, theta0, meta))
         starts.sort(key=lambda s: s[0])
     loss = "huber" if options.huber else "linear"
-    f_scale = options.huber or 1.0
+    f_scale = (options.huber or 1.0) / (options.log_factor if options.space == "log" else 1.0)
     best = None
     n_fev = 0
     for rank, (_score, theta0, meta) in enumerate(starts[:max(1, options.refine)]):
