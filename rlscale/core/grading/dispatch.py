@@ -89,16 +89,20 @@ class Grader:
     """Grade items one at a time or as a stream, owning a lazily started worker pool.
 
     ``workers``: processes for the slow path (0: all cores). ``timeout``: seconds per item.
-    Use as a context manager, or call :meth:`close`.
+    ``prestart``: begin loading SymPy/Math-Verify in the fork server right away, in the
+    background, instead of at the first item that needs them. Use as a context manager, or
+    call :meth:`close`.
     """
 
     def __init__(self, config: GraderConfig = GraderConfig(), workers: int = 0,
-                 timeout: float = 2.0, window: int | None = None):
+                 timeout: float = 2.0, window: int | None = None, prestart: bool = True):
         self.config = config
         self.workers = workers if workers > 0 else available_cores()
         self.timeout = timeout
         self.window = window or max(256, 64 * self.workers)
         self.pool = TimeoutPool(run_task, self.workers, timeout, initializer=warm_up)
+        if prestart:
+            self.pool.prepare()
         self.counts = {"quick": 0, "pool": 0}
 
     def grade(self, task: GradeTask) -> GradeResult:

@@ -155,6 +155,14 @@ def _scalar_equal(gold: str, pred: str) -> bool | None:
     return _values_equal(gold_value, pred_value)  # type: ignore[arg-type]
 
 
+_COMPOUND = ("\\cup", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
+
+
+def _is_plain_number(text: str) -> bool:
+    value = _value(text)
+    return isinstance(value, LatexValue) and value.n_variables == 0
+
+
 def fast_equal(gold: str, pred: str) -> bool | None:
     """Decide equivalence of two *normalised* answers without SymPy; None: undecided."""
     if gold == pred:
@@ -162,6 +170,9 @@ def fast_equal(gold: str, pred: str) -> bool | None:
     if not gold or not pred:
         return None
     gold_structure, pred_structure = _structure(gold), _structure(pred)
+    gold_compound = bool(gold_structure) or any(marker in gold for marker in _COMPOUND)
+    if gold_compound and not pred_structure and _is_plain_number(pred):
+        return False  # a tuple, interval, set, union or matrix is never a single number
     if gold_structure or pred_structure:
         if not (gold_structure and pred_structure):
             return None

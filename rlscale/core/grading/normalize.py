@@ -17,6 +17,8 @@ import re
 # Spacing and sizing commands that carry no meaning in a final answer.
 _SPACING = ("\\!", "\\,", "\\;", "\\:", "\\quad", "\\qquad", "\\displaystyle", "\\textstyle",
             "\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big")
+# "\left(" -> "(", but "\leftarrow" / "\rightarrow" stay intact
+_SPACING_RE = re.compile("(?:" + "|".join(re.escape(c) for c in _SPACING) + ")(?![A-Za-z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
 _TEXT_UNIT = re.compile(
     r"\\(?:text|mbox|mathrm|textrm|textnormal|operatorname)\s*\{\s*([A-Za-z][A-Za-z .]*)\}"
@@ -52,9 +54,9 @@ def normalize_answer(answer: str) -> str:
     text = text.replace("\n", " ").replace("\\\\", "\\").replace("$", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\%", "%").replace("\\$", "")
-    for command in _SPACING:
-        # "\left(" -> "(", but keep "\leftarrow"/"\rightarrow" intact
-        text = re.sub(re.escape(command) + r"(?![A-Za-z])", "", text)
+    if "\\" in text:
+        text = re.sub(r",\\!\s*", "{,}", text)  # "11,\! 111" is a thousands separator
+        text = _SPACING_RE.sub("", text)
     text = text.replace("\\ ", " ").replace("~", " ")
     text = _DEGREES.sub("", text)
     text = text.rstrip(" .")
@@ -67,8 +69,10 @@ def normalize_answer(answer: str) -> str:
     text = text.strip()
     if re.search(r"\d", text):
         text = _UNIT_WORDS.sub("", text)
+    # "1,000" and "1{,}000" are thousands; "5, 600" is a list of two numbers
+    list_like = re.search(r",\s", text) is not None
     text = text.replace("{,}", ",").replace(" ", "")
-    if _THOUSANDS.match(text):
+    if not list_like and _THOUSANDS.match(text):
         text = text.replace(",", "")
     text = text.rstrip(".")
     return text

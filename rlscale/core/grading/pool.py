@@ -27,7 +27,9 @@ from typing import Any
 TIMED_OUT = "timeout"
 CRASHED = "crashed"
 READY = "ready"
-PRELOAD = ["rlscale.core.grading.dispatch", "sympy", "math_verify", "pylatexenc.latex2text"]
+# imported once by the fork server; warm_worker also runs one Math-Verify comparison, so every
+# worker forked from the server starts with compiled regexes and warm caches
+PRELOAD = ["rlscale.core.grading.warm_worker"]
 STARTUP_LIMIT = 120.0  # seconds a new worker may take to import and warm up
 
 
@@ -154,6 +156,16 @@ class TimeoutPool:
     def pending(self) -> int:
         """Tasks submitted and not yet collected."""
         return len(self.queue) + len(self.busy)
+
+    def prepare(self) -> None:
+        """Start the fork server now (in the background), so the first worker starts fast."""
+        if self.context is None:
+            self.context = default_context()
+        if self.context.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            with _main_module_hidden():
+                forkserver.ensure_running()
 
     def submit(self, key: Any, payload: Any) -> None:
         self.queue.append((key, payload))

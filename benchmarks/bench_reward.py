@@ -1,0 +1,184 @@
+"""`rlscale reward --grader math` vs calling Math-Verify directly, on 5,000 graded answers.
+
+Pairs are built from the MATH-500 and GSM8K ground truths shipped in
+``benchmarks/data/reward_ground_truths.jsonl`` (answers only): for every ground truth a
+response with the answer boxed as given ("correct"), one with an equivalent rewriting
+("reformatted": ``\\dfrac``, ``x = ``, thousands separators, ``.0``, ``\\left(``, spacing,
+decimals for terminating fractions, degrees, text wrappers) and one with a wrong answer
+("wrong"), shuffled with a fixed seed and cut to 5,000.
+
+Both graders are timed in this run on the same pairs:
+
+* Math-Verify: ``verify(parse("$" + answer + "$"), parse(response))`` in one process (the
+  library's defaults, its own timeouts included);
+* rlscale: :class:`rlscale.core.grading.Grader` (the code behind ``rlscale reward``) with one
+  worker process for the items the fast path leaves to Math-Verify, start-up included.
+
+Reported: answers per second, the ratio, the agreement rate between the two verdicts, and each
+grader's accuracy against the construction labels (reformatted answers are equivalent by
+construction, so a grader that rejects them is wrong, not disagreeing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+
+import orjson
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data", "reward_ground_truths.jsonl")
+N_PAIRS = 5000
+SEED = 0
+
+_FILLER = [
+    "Let me work through this step by step. First, simplify the expression. ",
+    "We set up the equation and solve it carefully. Checking the arithmetic twice. ",
+    "<think>Try small cases: 1, 2, 3 all work. So the pattern holds.</think>\nThus ",
+    "Using the formula from above with n = 12 and k = 3, we get ",
+]
+
+
+def load_answers() -> list[dict]:
+    with open(DATA, "rb") as handle:
+        return [orjson.loads(line) for line in handle if line.strip()]
+
+
+def _is_int(text: str) -> bool:
+    return re.fullmatch(r"-?\d+", text) is not None
+
+
+def reformat(answer: str, rng: random.Random) -> str | None:
+    """An equivalent rewriting of ``answer`` (None when none of ours applies)."""
+    options = []
+    if _is_int(answer):
+        value = int(answer)
+        options += [f"{value}.0", f"x = {value}",
+                    f"\\left({value}\\right)"]
+        if abs(value) >= 1000:
+            options.append(f"{value:,}")
+    fraction = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", answer)
+    if fraction:
+        sign, numerator, denominator = fraction.groups()
+        options.append(f"{sign}\\dfrac{{{numerator}}}{{{denominator}}}")
+        options.append(f"{sign}{numerator}/{denominator}")
+        den = int(denominator)
+        while den % 2 == 0:
+            den //= 2
+        while den % 5 == 0:
+            den //= 5
+        if den == 1:
+            options.append(f"{sign}{int(numerator) / int(denominator)}")
+    if "\\frac" in answer and not fraction:
+        options.append(answer.replace("\\frac", "\\dfrac"))
+    if answer.startswith("\\text{") and answer.endswith("}"):
+        options.append(answer[6:-1])
+    if "^\\circ" in answer:
+        options.append(answer.replace("^\\circ", ""))
+    if answer.startswith("(") and answer.endswith(")"):
+        options.append("\\left" + answer[:-1] + "\\right)")
+    if answer[:1] in "([" and "," in answer and ", " not in answer:
+        options.append(answer.replace(",", ", "))
+    if " " in answer:
+        options.append(answer.replace(" ", ""))
+    return rng.choice(options) if options else None
+
+
+def wrong(answer: str, rng: random.Random) -> str:
+    """A clearly different answer."""
+    if _is_int(answer):
+        value = int(answer)
+        return str(rng.choice([value + 1, value - 1, 2 * value + 3, -value - 7]))
+    fraction = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", answer)
+    if fraction:
+        sign, numerator, denominator = fraction.groups()
+        return f"{sign}\\frac{{{denominator}}}{{{int(numerator) + 1}}}"
+    if answer.startswith("\\text{"):
+        return "\\text{none of these}"
+    return rng.choice([f"{answer}+1", f"2\\left({answer}\\right)", "0", "-1"])
+
+
+def build_pairs(n: int = N_PAIRS, seed: int = SEED) -> list[tuple[str, str, str]]:
+    """(response, answer, kind) triples; kind in correct/reformatted/wrong."""
+    rng = random.Random(seed)
+    pairs = []
+    for item in load_answers():
+        answer = item["answer"]
+        filler = rng.choice(_FILLER)
+        pairs.append((f"{filler}The final answer is $\\boxed{{{answer}}}$.", answer, "correct"))
+        equivalent = reformat(answer, rng)
+        if equivalent is not None:
+            pairs.append((f"{filler}So the answer is \\boxed{{{equivalent}}}.", answer,
+                          "reformatted"))
+        pairs.append((f"{filler}Hence \\boxed{{{wrong(answer, rng)}}}.", answer, "wrong"))
+    rng.shuffle(pairs)
+    return pairs[:n]
+
+
+def run_math_verify(pairs) -> tuple[list[float], float]:
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    start = time.perf_counter()
+    scores = []
+    for response, answer, _ in pairs:
+        try:
+            scores.append(1.0 if verify(parse(f"${answer}$"), parse(response)) else 0.0)
+        except Exception:
+            scores.append(0.0)
+    return scores, time.perf_counter() - start
+
+
+def run_rlscale(pairs, workers: int = 1) -> tuple[list[float], float, dict]:
+    from rlscale.core.grading import Grader, GradeTask
+
+    start = time.perf_counter()
+    with Grader(workers=workers, timeout=10.0) as grader:
+        scores = [result.reward for _, result in grader.stream(
+            (None, GradeTask(response, answer)) for response, answer, _ in pairs)]
+        counts = dict(grader.counts)
+    return scores, time.perf_counter() - start, counts
+
+
+def main() -> None:
+    pairs = build_pairs()
+    kinds = [kind for _, _, kind in pairs]
+    mv_scores, mv_time = run_math_verify(pairs)
+    rl_scores, rl_time, counts = run_rlscale(pairs, workers=1)
+    all_cores_scores, all_cores_time, _ = run_rlscale(pairs, workers=0)
+    assert all_cores_scores == rl_scores  # the number of workers never changes a grade
+    n = len(pairs)
+    agree = sum(a == b for a, b in zip(mv_scores, rl_scores, strict=True)) / n
+    truth = [0.0 if kind == "wrong" else 1.0 for kind in kinds]
+
+    def accuracy(scores):
+        return sum(s == t for s, t in zip(scores, truth, strict=True)) / n
+
+    mv_rate, rl_rate = n / mv_time, n / rl_time
+    print(f"{n} pairs ({kinds.count('correct')} correct, {kinds.count('reformatted')} "
+          f"reformatted, {kinds.count('wrong')} wrong) from MATH-500 + GSM8K ground truths")
+    print(f"{'grader':<34}{'answers/s':>12}{'seconds':>10}{'label accuracy':>16}")
+    print(f"{'math_verify.parse+verify (1 proc)':<34}{mv_rate:>12.0f}{mv_time:>10.2f}"
+          f"{accuracy(mv_scores):>16.4f}")
+    print(f"{'rlscale reward --grader math -j 1':<34}{rl_rate:>12.0f}{rl_time:>10.2f}"
+          f"{accuracy(rl_scores):>16.4f}")
+    from rlscale.core.grading.pool import available_cores
+
+    label = f"rlscale reward -j 0 ({available_cores()} cores)"
+    print(f"{label:<34}{n / all_cores_time:>12.0f}{all_cores_time:>10.2f}"
+          f"{accuracy(all_cores_scores):>16.4f}")
+    print(f"speed-up (-j 1): {rl_rate / mv_rate:.1f}x (target >= 10x); agreement with math-verify: "
+          f"{agree:.4f} (target >= 0.99); fast path decided {counts['quick']}/{n}, "
+          f"Math-Verify worker {counts['pool']}")
+    disagreements = [(p, m, r) for p, m, r in zip(pairs, mv_scores, rl_scores, strict=True)
+                     if m != r]
+    for (response, answer, kind), m, r in disagreements[:8]:
+        print(f"  differs ({kind}): answer {answer!r} response ...{response[-60:]!r} "
+              f"math-verify {m:.0f} rlscale {r:.0f}")
+
+
+if __name__ == "__main__":
+    main()
