@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from itertools import pairwise
@@ -129,6 +130,48 @@ def test_nested_reuse_with_expand_and_verl_output(tmp_path):
     assert len(rows) == 512
     assert [row["extra_info"]["epoch"] for row in rows[::128]] == [0, 1, 2, 3]
     assert rows[0]["extra_info"]["reuse_tau"] == 4
+
+
+def test_order_keep_streams_records_before_input_ends():
+    proc = subprocess.Popen([sys.executable, "-m", "rlscale", "curate", "--order", "keep"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(jsonl([{"prompt": "First?", "answer": "1"}]).encode())
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "no output while stdin is still open"
+        first = orjson.loads(proc.stdout.readline())
+        assert first["prompt"] == "First?" and first["split"] == "train"
+        proc.stdin.write(jsonl([{"prompt": "Second?", "answer": "2"}]).encode())
+        proc.stdin.close()
+        assert orjson.loads(proc.stdout.readline())["prompt"] == "Second?"
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+def test_dotted_pass_rate_field():
+    raw = jsonl([{"prompt": "A?", "answer": "1", "extra_info": {"qwen3_30b_pass_rate": 0.75}},
+                 {"prompt": "B?", "answer": "2", "extra_info": {"qwen3_30b_pass_rate": 0.125}}])
+    result = run_cli(["curate", "--pass-rate-field", "extra_info.qwen3_30b_pass_rate"],
+                     input=raw)
+    assert [(r["prompt"], r["pass_rate"], r["difficulty"]) for r in result.records] == [
+        ("A?", 0.75, "easy"), ("B?", 0.125, "hard")]
+
+
+def test_batch_size_reports_the_training_schedule():
+    raw = jsonl([{"prompt": f"Problem {i}?", "answer": str(i)} for i in range(1100)])
+    result = run_cli(["curate", "--order", "keep", "--batch-size", "512", "--reuse", "2"],
+                     input=raw)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.records) == 550
+    assert ("at 512 prompts/step (unshuffled, drop_last): 1 step(s) per epoch x 2 epoch(s) = "
+            "2 steps, 1024 prompts; 38 row(s) never seen") in result.stderr
 
 
 # --- held-out split ------------------------------------------------------------------------

@@ -379,6 +379,17 @@ def test_expand_epochs_replays_the_subset_in_order():
     assert cur.expand_epochs([3, 5], 3) == [(0, 3), (0, 5), (1, 3), (1, 5), (2, 3), (2, 5)]
 
 
+@pytest.mark.parametrize("rows, batch, epochs, expected", [
+    (53904, 512, 1, (105, 105, 53760, 144)),   # spec A-D3: main runs
+    (51200 // 4, 512, 4, (25, 100, 51200, 0)),  # reuse tau = 4: 100 steps, D_total = 51,200
+    (512, 512, 100, (1, 100, 51200, 0)),        # tau = 100: the same 512 prompts every step
+    (100, 512, 1, (0, 0, 0, 100)),
+])
+def test_training_schedule(rows, batch, epochs, expected):
+    plan = cur.training_schedule(rows, batch, epochs)
+    assert (plan.steps_per_epoch, plan.total_steps, plan.prompts_seen, plan.never_seen) == expected
+
+
 def test_mean_by_key():
     assert cur.mean_by_key([("a", 1.0), ("b", 0.0), ("a", 0.0), ("a", 1.0)]) == {
         "a": (2 / 3, 3), "b": (0.0, 1)}

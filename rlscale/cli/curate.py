@@ -275,6 +275,10 @@ def command(
         "--dropped", metavar="FILE",
         help="Write every removed problem to FILE with drop_reason and drop_detail.",
         rich_help_panel="Output")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", metavar="N",
+        help="Prompts per training step (paper: 512): report steps per epoch, total steps and "
+             "rows never seen with drop_last on stderr.", rich_help_panel="Output")] = None,
     seed: Annotated[int, typer.Option(
         "--seed", help="Random seed for tie order, shuffles and samples (paper: 42).")] = 42,
     skip_invalid: SkipInvalidOpt = False,
@@ -314,6 +318,8 @@ def command(
             raise UsageError("--budget, --expand and --nested need --reuse TAU")
         if reuse is not None and reuse < 1:
             raise UsageError(f"--reuse must be >= 1; got {reuse}")
+        if batch_size is not None and batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1; got {batch_size}")
         if budget is not None and budget < 1:
             raise UsageError(f"--budget must be >= 1; got {budget}")
         template_mode, template_text = _read_template(template)
@@ -348,34 +354,31 @@ def command(
             dropped_writer = RecordWriter(dropped) if dropped else None
             kept = []
             n_easy = n_written = 0
+            # with --order keep and no splits, records are written as they are screened
+            main_writer = RecordWriter(jsonl_out) if write_jsonl and options.streams else None
+            writers = [w for w in (main_writer, dropped_writer) if w is not None]
             try:
-                main_writer = (RecordWriter(jsonl_out) if write_jsonl and options.streams
-                               else None)
-                try:
-                    for problem in progress(_problems(reader, spec, data_source),
-                                            description="curating", quiet=quiet):
-                        verdict = curator.screen(problem)
-                        if verdict is not None:
-                            if dropped_writer is not None:
-                                record = output_record(problem, options, "dropped")
-                                record["drop_reason"], record["drop_detail"] = verdict
-                                dropped_writer.write(record)
-                            continue
-                        if main_writer is not None:
-                            main_writer.write(output_record(problem, options, "train"))
-                            n_easy += problem.difficulty == "easy"
-                            n_written += 1
-                        if main_writer is None or to_verl:
-                            kept.append(problem)
-                finally:
+                for problem in progress(_problems(reader, spec, data_source),
+                                        description="curating", quiet=quiet):
+                    verdict = curator.screen(problem)
+                    if verdict is not None:
+                        if dropped_writer is not None:
+                            record = output_record(problem, options, "dropped")
+                            record["drop_reason"], record["drop_detail"] = verdict
+                            dropped_writer.write(record)
+                        continue
                     if main_writer is not None:
-                        main_writer.close(ok=True)
+                        main_writer.write(output_record(problem, options, "train"))
+                        n_easy += problem.difficulty == "easy"
+                        n_written += 1
+                    if main_writer is None or to_verl:
+                        kept.append(problem)
             except BaseException:
-                if dropped_writer is not None:
-                    dropped_writer.close(ok=False)
+                for writer in writers:
+                    writer.close(ok=False)  # no half-written output files
                 raise
-            if dropped_writer is not None:
-                dropped_writer.close(ok=True)
+            for writer in writers:
+                writer.close(ok=True)
 
         report_skipped(NAME, reader.n_skipped, rejects, quiet)
         if scored is not None and curator.stats.missing_pass_rate:
@@ -414,6 +417,15 @@ def command(
                 test_rows = [output_record(p, options, "test") for p in test]
             _write(holdout_out, test_rows, as_parquet, meta)
         _summary(curator, n_written, n_easy, test, holdout_out, quiet)
+        if batch_size:
+            from rlscale.core.curation import training_schedule
+
+            # an expanded file is one pass for the trainer; a plain subset is replayed tau times
+            plan = training_schedule(len(rows), batch_size, 1 if expand else (reuse or 1))
+            say(f"rlscale curate: at {batch_size} prompts/step (unshuffled, drop_last): "
+                f"{plan.steps_per_epoch} step(s) per epoch x {plan.epochs} epoch(s) = "
+                f"{plan.total_steps} steps, {plan.prompts_seen} prompts; {plan.never_seen} "
+                "row(s) never seen", quiet)
 
     handle_errors(NAME, debug, body)
 

@@ -765,6 +765,12 @@ def _find_pass_rate(record: dict, extra: dict | None,
             return _pass_rate_value(record[name], name), None, name
         if extra is not None and name in extra:
             return _pass_rate_value(extra[name], name), name, None
+        if "." in name:
+            value = get_path(record, name)
+            if value is not _MISSING:
+                head, _, tail = name.partition(".")
+                in_extra = head == "extra_info" and "." not in tail
+                return _pass_rate_value(value, name), tail if in_extra else None, None
     return None, None, None
 
 
@@ -1075,3 +1081,28 @@ def verl_fields(problem: Problem, options: CurateOptions, split: str,
     extra["split"] = split
     return verl_row(format_prompt(problem, options), problem.answer, problem.data_source,
                     extra, ability=problem.ability, style=problem.style)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+    prompts_seen: int  # D_total = total_steps x batch_size (spec §1.5)
+    never_seen: int  # rows dropped by drop_last in every epoch
+
+
+def training_schedule(n_rows: int, batch_size: int, epochs: int = 1) -> Schedule:
+    """What an unshuffled trainer with ``drop_last=True`` makes of a file (spec A-D3).
+
+    >>> training_schedule(53904, 512)      # the paper's main runs: 105 steps, 144 unused
+    Schedule(steps_per_epoch=105, epochs=1, total_steps=105, prompts_seen=53760, never_seen=144)
+    >>> training_schedule(512, 512, 100).total_steps   # tau = 100: one step per epoch
+    100
+    """
+    if batch_size < 1 or epochs < 1:
+        raise ValueError("batch size and epochs must be >= 1")
+    steps = n_rows // batch_size
+    return Schedule(steps_per_epoch=steps, epochs=epochs, total_steps=steps * epochs,
+                    prompts_seen=steps * epochs * batch_size,
+                    never_seen=n_rows - steps * batch_size)
