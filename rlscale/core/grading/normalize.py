@@ -51,9 +51,9 @@ def normalize_answer(answer: str) -> str:
     '(3,\\\\frac{\\\\pi}{2})'
     """
     text = strip_math_delimiters(answer)
-    text = text.replace("\n", " ").replace("\\\\", "\\").replace("$", "")
+    text = text.replace("\n", " ").replace("\\\\", "\\").replace("\\$", "").replace("$", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    text = text.replace("\\%", "%").replace("\\$", "")
+    text = text.replace("\\%", "%")
     if "\\" in text:
         text = re.sub(r",\\!\s*", "{,}", text)  # "11,\! 111" is a thousands separator
         text = _SPACING_RE.sub("", text)

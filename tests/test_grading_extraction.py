@@ -1,0 +1,99 @@
+"""Answer extraction: last box by brace matching, </think> split, fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rlscale.core.grading.extraction import (
+    FALLBACKS,
+    Extraction,
+    after_thinking,
+    extract_answer,
+    last_boxed,
+    match_braces,
+)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\\boxed{42}", "42"),
+    ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),
+    ("\\boxed{1} then \\boxed{2}", "2"),                     # the last box wins
+    ("\\fbox{7}", "7"),
+    ("\\boxed{1} and later \\fbox{3}", "3"),                 # the later of boxed/fbox
+    ("\\boxed {  x^{2}  }", "x^{2}"),                        # space before the brace
+    ("$\\boxed 5$", "5"),                                    # brace-less form
+    ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"),
+    ("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("\\boxed{unclosed", None),                             # truncated response
+    ("\\boxedsymbol{3}", None),                              # not the \boxed command
+    ("no box", None),
+])
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_match_braces_counts_nesting():
+    assert match_braces("{a{b}c}d", 0) == 6
+    assert match_braces("{a{b}c", 0) is None
+
+
+def test_after_thinking():
+    assert after_thinking("<think>\\boxed{41}</think> \\boxed{42}") == " \\boxed{42}"
+    assert after_thinking("a</think>b</think>c") == "c"
+    assert after_thinking("no tags") == "no tags"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<think>\\boxed{41}</think> so \\boxed{42}", Extraction("42", "boxed")),
+    ("The answer is $\\frac{3}{4}$.", Extraction("\\frac{3}{4}", "answer-is")),
+    ("Final answer: 12 apples. Then more text", Extraction("12 apples", "answer-is")),
+    ("blah\n#### 1,234\n", Extraction("1234", "hashes")),
+    ("we get 3 then 17.5 at the end", Extraction("17.5", "last-number")),
+    ("total of 1,000 items", Extraction("1000", "last-number")),
+    ("nothing to see", Extraction(None, None)),
+])
+def test_extract_answer_order(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_fallbacks_switch_off():
+    assert extract_answer("#### 5", fallbacks=()) == Extraction(None, None)
+    assert extract_answer("the answer is 5", fallbacks=("last-number",)) == Extraction("5", "last-number")
+    with pytest.raises(ValueError, match="unknown fallback"):
+        extract_answer("x", fallbacks=("bogus",))
+
+
+def test_think_split_can_be_disabled():
+    text = "<think>\\boxed{41}</think> no box after"
+    assert extract_answer(text, fallbacks=(), split_thinking=False).text == "41"
+    assert extract_answer(text, fallbacks=()).text is None
+
+
+def test_deep_nesting_and_long_text_are_linear():
+    nested = "\\boxed{" + "{" * 50_000 + "x" + "}" * 50_000 + "}"
+    assert last_boxed(nested) == "{" * 50_000 + "x" + "}" * 50_000
+    long_text = "a " * 100_000 + "\\boxed{7}"
+    assert extract_answer(long_text).text == "7"
+
+
+@given(st.text(alphabet=st.sampled_from(list("{}\\boxedfx </think>#0123456789.,-$answer is:\n")),
+               max_size=300),
+       st.sets(st.sampled_from(FALLBACKS)))
+def test_extractor_never_crashes(text, fallbacks):
+    result = extract_answer(text, tuple(fallbacks))
+    assert result.text is None or isinstance(result.text, str)
+    assert (result.text is None) == (result.method is None)
+
+
+@given(st.text(max_size=200))
+def test_extractor_never_crashes_on_any_unicode(text):
+    extract_answer(text)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="{}\\"), max_size=50),
+       st.text(alphabet=st.characters(blacklist_characters="{}\\"), max_size=50))
+def test_box_content_round_trips(content, prefix):
+    # a brace-free content put in the last box comes back stripped
+    assert last_boxed(prefix + "\\boxed{" + content + "}") == content.strip()
