@@ -322,6 +322,17 @@ def test_usage_errors_exit_2(args, message):
     assert result.stderr == f"rlscale curate: {message}\n"
 
 
+def test_mixed_type_pass_through_field_cannot_go_to_parquet(tmp_path):
+    raw = jsonl([{"prompt": "A?", "answer": "1", "level": 3},
+                 {"prompt": "B?", "answer": "2", "level": "hard"}])
+    result = run_cli(["curate", "--order", "keep", "--to-verl", str(tmp_path / "x.parquet")],
+                     input=raw)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("rlscale curate: cannot store extra_info field 'level' in "
+                                    "parquet: its values have mixed or unsupported types")
+    assert not (tmp_path / "x.parquet").exists()
+
+
 def test_budget_larger_than_pool_is_an_error(tmp_path):
     raw = jsonl([{"prompt": f"P{i}?", "answer": "1"} for i in range(10)])
     result = run_cli(["curate", "--order", "keep", "--reuse", "2", "--budget", "20"], input=raw)

@@ -55,6 +55,7 @@ def test_strip_template_removes_prefix_and_any_known_instruction():
     ("Let $f(x)=\\left(x+1\\right)^2$.", "let f(x) = (x + 1)^2."),
     ("Compute $\\tfrac12 \\cdot 4$", "Compute $\\frac12\\cdot4$"),
     ("a\u00a0b", "a b"),  # NFKC folds the no-break space
+    ("$S=\\textstyle\\sum_{p=1}^{9} b(p)$", "S = \\sum_{p=1}^{9}b(p)"),
 ])
 def test_normalise_text_equates_trivial_variants(a, b):
     assert cur.normalise_text(a) == cur.normalise_text(b)

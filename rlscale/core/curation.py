@@ -102,7 +102,8 @@ _LATEX_SPACING = re.compile(
     r"\\(?:[,;:! ]|quad(?![a-z])|qquad(?![a-z])|(?:thin|med|thick|en|neg)space(?![a-z])|"
     r"[hv]space\*?\{[^{}]*\})|~")
 # Sizing commands that change how delimiters look, not what they mean: dropped.
-_LATEX_SIZING = re.compile(r"\\(?:left|right|middle|bigg?[lr]?)(?![a-z])")
+_LATEX_SIZING = re.compile(
+    r"\\(?:left|right|middle|bigg?[lr]?|displaystyle|textstyle|scriptstyle)(?![a-z])")
 # Math-mode delimiters: $...$, \(...\), \[...\] all mean "this is math".
 _MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\\?\$")
 _WHITESPACE = re.compile(r"\s+")
@@ -128,7 +129,8 @@ def normalise_text(text: str) -> str:
     """Fold a problem to a canonical form for duplicate and contamination checks.
 
     Unicode NFKC and case folding; ``\\dfrac``/``\\tfrac`` -> ``\\frac``; LaTeX spacing
-    (``\\,`` ``\\;`` ``\\quad`` ``~`` ...) -> space; ``\\left``/``\\right``/``\\big`` dropped;
+    (``\\,`` ``\\;`` ``\\quad`` ``~`` ...) -> space; ``\\left``/``\\right``/``\\big``/
+    ``\\displaystyle`` dropped;
     math delimiters (``$``, ``\\(``, ``\\[``) dropped; whitespace collapsed and removed next to
     symbols. The result is a fixed point (normalising twice changes nothing).
 
