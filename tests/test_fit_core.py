@@ -148,12 +148,25 @@ def test_huber_loss_resists_outliers_that_pull_least_squares():
 
 
 def test_parameter_on_a_bound_is_reported():
-    # every size far below N_0: only K_max/N_0 is identified, N_0 runs to its upper bound
-    records = paper_base_c_records(0, noise_sd=0.0, sizes=(1e6, 2e6, 4e6), e0=(0.1, 0.1, 0.1),
-                                   k_max=0.5, n_0=1e12, steps=20)
+    # every size has the same slope (all far above N_0): N_0 runs to its lower bound
+    records = paper_base_c_records(0, noise_sd=0.002, sizes=(1e9, 1e10, 1e11),
+                                   e0=(0.5, 1.0, 1.5), k_max=0.1, n_0=1e3, steps=20)
     result = fit_law(get_law("saturating"), arrays_of(dataset_of(records)), FitOptions())
     codes = {(w.code, w.param) for w in result.warnings}
-    assert ("param_at_bound", "N_0") in codes or ("param_at_bound", "K_max") in codes
+    assert ("param_at_bound", "N_0") in codes
+    assert result.values["N_0"] == pytest.approx(1e9 / 100, rel=1e-6)
+
+
+def test_only_the_ratio_identified_is_reported_as_poorly_determined():
+    # every size far below N_0: k ~ K_max N / N_0, so only K_max / N_0 is pinned down
+    records = paper_base_c_records(0, noise_sd=0.002, sizes=(1e6, 2e6, 4e6),
+                                   e0=(0.1, 0.1, 0.1), k_max=0.5, n_0=1e12, steps=30)
+    result = fit_law(get_law("saturating"), arrays_of(dataset_of(records)), FitOptions())
+    codes = {w.code for w in result.warnings}
+    assert "poorly_determined" in codes or "param_at_bound" in codes
+    good = fit_law(get_law("saturating"), arrays_of(dataset_of(paper_base_c_records(0))))
+    assert not [w for w in good.warnings if w.code == "poorly_determined"]
+    assert good.info["stderr"]["K_max"] < 0.01 and good.info["stderr"]["N_0"] < 3e9
 
 
 # --- protocols, bootstrap, prediction, planning --------------------------------------------------

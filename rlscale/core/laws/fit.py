@@ -20,6 +20,7 @@ exactly the paper's ``np.average((y_hat - y)^2, weights=w)``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -242,6 +243,51 @@ def starting_values(law: Law, fixed: Mapping[str, float], arrays: FitArrays) -> 
     return values
 
 
+class Projection:
+    """Closed-form per-group log-amplitudes (e.g. the intercepts E) for fixed shared parameters.
+
+    If the prediction is ``10**E_g * f(x; shared)``, then for fixed shared parameters the
+    weighted least-squares ``E_g`` is, in log space, the weighted mean of ``log10 y - log10 f``
+    and, in linear space, ``log10`` of the amplitude ``sum(w y f) / sum(w f^2)``. Optimising the
+    shared parameters with the intercepts projected out (Golub & Pereyra's variable projection)
+    shrinks the problem from 2 + G to 2 parameters and removes their strongest correlation.
+    """
+
+    def __init__(self, law: Law, amplitude: Param, arrays: FitArrays, space: str):
+        self.law, self.amplitude, self.arrays, self.space = law, amplitude, arrays, space
+        self.zeros = np.zeros(arrays.n_groups)
+        self.log_y = np.log10(arrays.y) if space == "log" else None
+
+    def solve(self, shared: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(per-group amplitudes E, unweighted residuals) for the shared parameter values."""
+        a = self.arrays
+        values = {**shared, self.amplitude.name: self.zeros}
+        with np.errstate(all="ignore"):
+            base = self.law.predict(expand(self.law, values, a.gidx), a.x, a.n_point)
+            if self.space == "log":
+                log_base = np.log10(np.maximum(base, TINY))
+                num = np.bincount(a.gidx, weights=a.w * (self.log_y - log_base),
+                                  minlength=a.n_groups)
+                den = np.bincount(a.gidx, weights=a.w, minlength=a.n_groups)
+                e = num / den
+                r = log_base + e[a.gidx] - self.log_y
+            else:
+                num = np.bincount(a.gidx, weights=a.w * a.y * base, minlength=a.n_groups)
+                den = np.bincount(a.gidx, weights=a.w * base * base, minlength=a.n_groups)
+                amp = np.maximum(num / np.where(den > 0, den, 1.0), TINY)
+                e = np.log10(amp)
+                r = amp[a.gidx] * base - a.y
+        return e, np.where(np.isfinite(r), r, 1e6)
+
+
+def _projectable(law: Law, options: FitOptions) -> Param | None:
+    """The per-group parameter to project out, when the law and options allow it."""
+    group = law.group_params
+    if options.huber is None and len(group) == 1 and group[0].log_amplitude and law.global_params:
+        return group[0]
+    return None
+
+
 def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
             start: np.ndarray | None = None) -> FitResult:
     """Fit ``law`` to ``arrays``; deterministic for given options (``options.seed``).
@@ -259,6 +305,19 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
     # --log-base; a Huber delta given in the reporting base is converted to log10 units.
     def fun(theta: np.ndarray) -> np.ndarray:
         return sw * residuals(law, layout.unpack(theta), arrays, options.space)
+
+    amplitude = _projectable(law, options)
+    if amplitude is not None:
+        projection = Projection(law, amplitude, arrays, options.space)
+        shared_layout = Layout(dataclasses.replace(law, params=law.global_params),
+                               arrays.n_groups, summary)
+
+        def complete(values: dict[str, Any]) -> dict[str, Any]:
+            e, _ = projection.solve(values)
+            return {**values, amplitude.name: e}
+
+        def shared_fun(theta: np.ndarray) -> np.ndarray:
+            return sw * projection.solve(shared_layout.unpack(theta))[1]
 
     grid = _grid_params(law, summary)
     starts: list[tuple[float, np.ndarray, dict[str, Any]]] = []
@@ -284,6 +343,13 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
         if not candidates:
             candidates.append(({}, {"kind": "profile"}))
         for fixed, meta in candidates:
+            if amplitude is not None:  # score with the intercepts projected out: one predict
+                values = {p.name: fixed.get(p.name, p.default if p.default is not None else 0.0)
+                          for p in law.global_params}
+                e, r = projection.solve(values)
+                theta0 = layout.clip(layout.pack({**values, amplitude.name: e}))
+                starts.append((float(np.mean(arrays.w * r * r)), theta0, meta))
+                continue
             theta0 = layout.clip(layout.pack(starting_values(law, fixed, arrays)))
             score = objective(law, layout.unpack(theta0), arrays, options)
             starts.append((score, theta0, meta))
@@ -295,20 +361,47 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
     for rank, (_score, theta0, meta) in enumerate(starts[:max(1, options.refine)]):
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            sol = least_squares(fun, theta0, bounds=(layout.lower, layout.upper), method="trf",
-                                loss=loss, f_scale=f_scale, x_scale="jac", xtol=1e-12,
-                                ftol=1e-12, gtol=1e-12, max_nfev=options.max_nfev)
+            if amplitude is not None:
+                shared0 = shared_layout.clip(shared_layout.pack(layout.unpack(theta0)))
+                sol = least_squares(shared_fun, shared0, bounds=(shared_layout.lower,
+                                                                 shared_layout.upper),
+                                    method="trf", x_scale="jac", xtol=1e-12, ftol=1e-12,
+                                    gtol=1e-12, max_nfev=options.max_nfev)
+                theta = layout.pack(complete(shared_layout.unpack(sol.x)))
+            else:
+                sol = least_squares(fun, theta0, bounds=(layout.lower, layout.upper),
+                                    method="trf", loss=loss, f_scale=f_scale, x_scale="jac",
+                                    xtol=1e-12, ftol=1e-12, gtol=1e-12,
+                                    max_nfev=options.max_nfev)
+                theta = sol.x
         n_fev += sol.nfev
-        value = objective(law, layout.unpack(sol.x), arrays, options)
+        value = objective(law, layout.unpack(theta), arrays, options)
         if best is None or value < best[0] - 1e-15:
-            best = (value, sol, rank, meta)
+            best = (value, theta, sol, rank, meta)
     assert best is not None
-    value, sol, rank, meta = best
-    result = FitResult(law, layout.unpack(sol.x), sol.x, layout, value, options)
+    value, theta, sol, rank, meta = best
+    result = FitResult(law, layout.unpack(theta), theta, layout, value, options)
     result.info = {"starts": len(starts), "refined": min(len(starts), max(1, options.refine)),
                    "best_start": {"rank": rank, **meta}, "nfev": n_fev,
-                   "converged": bool(sol.success)}
-    result.warnings = diagnose(law, sol.x, layout, meta, grid)
+                   "converged": bool(sol.success),
+                   "method": "variable projection" if amplitude is not None else "full"}
+    result.warnings = diagnose(law, theta, layout, meta, grid)
+    solved_layout = shared_layout if amplitude is not None else layout
+    errors = standard_errors(sol.jac, sol.fun, layout.size)
+    if errors is not None:
+        stderr = {}
+        for p in law.global_params:
+            i = solved_layout.slices[p.name].start
+            value = result.values[p.name]
+            sd = float(errors[i])
+            stderr[p.name] = value * LN10 * sd if p.log_scale else sd
+            if (sd > 0.5) if p.log_scale else (sd > abs(value) > 0):
+                shown = f"{sd:.2g} decades" if p.log_scale else f"{sd:.3g}"
+                result.warnings.append(FitWarning(
+                    "poorly_determined",
+                    f"{p.name} is poorly determined by the data (standard error {shown}); it "
+                    f"trades off against other parameters", p.name))
+        result.info["stderr"] = stderr
     if not math.isfinite(value):
         raise RlscaleError("the fit did not converge to a finite objective; check the data")
     return result
@@ -341,6 +434,22 @@ def diagnose(law: Law, theta: np.ndarray, layout: Layout, meta: Mapping[str, Any
                     f"the best start has {p.name} = {meta['grid'][p.name]:.6g}, on the edge of "
                     f"its starting grid [{values[0]:.6g} ... {values[-1]:.6g}]", p.name))
     return out
+
+
+def standard_errors(jac: np.ndarray, resid: np.ndarray, n_params: int) -> np.ndarray | None:
+    """Asymptotic standard errors of the solved coordinates: ``sqrt(diag(s^2 (J'J)^+))``.
+
+    ``s^2`` is the residual variance with ``n_params`` (all parameters, including projected
+    ones) subtracted from the degrees of freedom. With variable projection, ``jac`` is the
+    Jacobian of the projected residuals, whose covariance is that of the shared parameters.
+    """
+    dof = len(resid) - n_params
+    if dof <= 0 or jac is None:
+        return None
+    s2 = float(np.sum(resid * resid)) / dof
+    with np.errstate(all="ignore"):
+        cov = s2 * np.linalg.pinv(jac.T @ jac)
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
 
 
 # --- metrics ---------------------------------------------------------------------------------

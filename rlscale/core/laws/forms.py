@@ -70,6 +70,9 @@ class Param:
         log_intercept: the value is a logarithm of the loss and is rescaled by ``--log-base``.
         interpolable: a per-group value that may be interpolated in log N for an unseen group
             (the paper's intercept extrapolation, T25 §1.12).
+        log_amplitude: the prediction is proportional to ``10 ** value`` (a per-group log10
+            intercept), so for fixed other parameters its least-squares value has a closed form
+            and the fitter can project it out (variable projection).
         default: starting value when neither grid nor profile gives one.
         doc: one line for the user.
     """
@@ -82,6 +85,7 @@ class Param:
     log_scale: bool = False
     log_intercept: bool = False
     interpolable: bool = False
+    log_amplitude: bool = False
     default: float | None = None
     doc: str = ""
 
@@ -258,7 +262,8 @@ def saturating_law(intercept: str = "per-group") -> Law:
 
     if intercept == "per-group":
         params = core + (Param("E", _e_bound(True), _e_bound(False), per_group=True,
-                               log_intercept=True, interpolable=True, default=0.0,
+                               log_intercept=True, interpolable=True, log_amplitude=True,
+                               default=0.0,
                                doc="intercept of each group (log L at X = 1)"),)
 
         def e_of(p: ParamValues, n: Any) -> Any:
