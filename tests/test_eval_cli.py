@@ -7,6 +7,8 @@ import os
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rlscale import __version__
 from rlscale.core.evaluation import pass_at_k
@@ -214,3 +216,25 @@ def test_eval_then_flops_pipeline():
     runs = run_cli(["flops"], input=jsonl(evals)).records
     assert [(r["step"], r["loss"], r["C"]) for r in runs] == [
         (0, 0.75, 0.0), (1, 0.5, 6e12), (2, 0.25, 12e12)]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=4)
+records_strategy = st.lists(
+    st.fixed_dictionaries({}, optional={"prompt_id": json_values, "reward": json_values,
+                                        "step": json_values, "N": json_values}),
+    max_size=6)
+
+
+@given(records_strategy, st.binary(max_size=20))
+def test_eval_never_crashes_on_odd_input(records, junk):
+    """Any mix of odd records and bytes ends in exit 0/1 with one stderr line, never an exception."""
+    text = jsonl(records).encode() + junk
+    for args in (["eval", "--by", "step,N", "--bootstrap", "3"], ["eval", "--skip-invalid", "--k", "2"]):
+        result = run_cli(args, input=text)
+        assert result.exit_code in (0, 1)
+        if result.exit_code == 1:
+            assert result.stderr.startswith("rlscale eval: ") and result.stderr.count("\n") == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import DATA, CliResult, jsonl
 from tests.conftest import run_cli as run_subprocess
@@ -16,19 +19,31 @@ def run_inprocess(args: list[str], input: str | bytes | None = None) -> CliResul
     import io
     import sys
 
-    from rlscale.cli.app import main
-
     data = input.encode() if isinstance(input, str) else (input or b"")
     saved = sys.stdin, sys.stdout, sys.stderr
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
     sys.stdout, sys.stderr = stdout, io.StringIO()
     try:
-        code = main(list(args))
+        try:
+            _click_group().main(list(args), prog_name="rlscale", standalone_mode=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         stdout.flush()
         return CliResult(code, stdout.buffer.getvalue().decode(), sys.stderr.getvalue())
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
+
+
+@functools.cache
+def _click_group():
+    """The click group behind `rlscale`, built once (typer rebuilds it on every app() call)."""
+    import typer.main
+
+    from rlscale.cli.app import app
+
+    return typer.main.get_command(app)
 
 
 run_cli = run_inprocess
@@ -334,3 +349,28 @@ def test_verl_log_output_feeds_itself_back():
     for a, b in zip(first.records, again.records, strict=True):
         assert b["C"] == pytest.approx(a["C"] * ratio, rel=1e-12)
         assert b["loss"] == a["loss"]
+
+
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 10**6), st.text(max_size=3),
+                       st.floats(allow_nan=False, allow_infinity=False), st.lists(st.integers(-5, 5), max_size=2))
+
+
+@given(st.lists(st.fixed_dictionaries({}, optional={
+    "n_tokens": odd_values, "step": odd_values, "run_id": odd_values, "N": odd_values,
+    "n_prompts": odd_values}), max_size=6), st.binary(max_size=20))
+def test_flops_never_crashes_on_odd_input(records, junk):
+    text = jsonl(records).encode() + junk
+    for args in (["flops"], ["flops", "--n-params", "1e9", "--skip-invalid"]):
+        result = run_cli(args, input=text)
+        assert result.exit_code in (0, 1)
+        if result.exit_code == 1:
+            assert result.stderr.startswith("rlscale flops: ") and result.stderr.count("\n") == 1
+
+
+@given(st.text(max_size=400))
+def test_flops_never_crashes_on_odd_logs(text):
+    result = run_cli(["flops", "--from-verl-log", "-", "--n-params", "1", "--holdout-source", "a",
+                      "--all-steps"], input=text)
+    assert result.exit_code in (0, 1)
+    if result.exit_code == 1:
+        assert result.stderr.startswith("rlscale flops: ")

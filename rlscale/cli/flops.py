@@ -32,7 +32,8 @@ HELP = (
     "parameters from a Hugging Face config.json given with --model). With --model and no input, "
     "prints the parameter counts ('-' reads records from stdin). With --from-verl-log, reads VeRL console logs (output.log) into "
     "per-step records with n_tokens, score/<data_source> fields and the held-out loss, ready for "
-    "`rlscale fit`. Streams: one output record per input record, in order."
+    "`rlscale fit`. JSONL input streams (one output record per input record, in order); a log "
+    "is read whole, since repeated steps after a restart are merged (later lines win)."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -142,7 +143,8 @@ def command(
             extra = list(EXTRA_PASSES)
         for name in extra:
             if name not in EXTRA_PASSES:
-                raise UsageError(f"--count: unknown pass {name!r}; expected {', '.join(EXTRA_PASSES)} or all")
+                raise UsageError(f"--count: unknown pass {name!r}; expected "
+                                 f"{', '.join(EXTRA_PASSES)} or all")
         if prompts_per_step is not None and not (0 <= prompts_per_step < float("inf")):
             raise UsageError(f"--prompts-per-step must be a number >= 0, got {prompts_per_step:g}")
         log_only = (holdout_source, run_id, all_steps, keep)
@@ -208,8 +210,10 @@ def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, s
                     continue
             prompts = prompts_per_step
             if prompts is None:
-                prompts = record.get("n_prompts", PAPER_PROMPTS_PER_STEP)
-                if prompts < 0:
+                prompts = record.get("n_prompts")
+                if prompts is None:
+                    prompts = PAPER_PROMPTS_PER_STEP
+                elif prompts < 0:
                     reader.invalid(where, f"field 'n_prompts' must be >= 0, got {prompts}")
                     continue
             run_key = _run_key(record.get(run))
