@@ -95,7 +95,7 @@ class Grader:
     """
 
     def __init__(self, config: GraderConfig = GraderConfig(), workers: int = 0,
-                 timeout: float = 2.0, window: int | None = None, prestart: bool = True):
+                 timeout: float = 2.0, window: int | None = None, prestart: bool = False):
         self.config = config
         self.workers = workers if workers > 0 else available_cores()
         self.timeout = timeout

@@ -1,0 +1,105 @@
+"""The time-bounded worker pool and the ordered, bounded-memory grading stream."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlscale.core.grading import Grader, GraderConfig, GradeTask
+from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool
+
+
+def square_or_misbehave(payload):
+    """Pool test task: a number is squared; 'hang', 'die' and 'raise' misbehave."""
+    if payload == "hang":
+        while True:
+            time.sleep(0.05)
+    if payload == "die":
+        os._exit(3)
+    if payload == "raise":
+        raise ValueError("bad payload")
+    return payload * payload
+
+
+def collect_all(pool: TimeoutPool) -> dict:
+    results = {}
+    while pool.pending:
+        results.update(pool.collect())
+    return results
+
+
+def test_pool_results_timeouts_and_crashes():
+    with TimeoutPool(square_or_misbehave, workers=2, timeout=0.5) as pool:
+        for key, payload in enumerate([3, "hang", 4, "die", 5, "raise", 6]):
+            pool.submit(key, payload)
+        results = collect_all(pool)
+        assert results[0] == 9 and results[2] == 16 and results[4] == 25 and results[6] == 36
+        assert results[1] == TIMED_OUT
+        assert isinstance(results[3], TaskFailed) and results[3].kind == "crashed"
+        assert isinstance(results[5], TaskFailed) and "ValueError: bad payload" in results[5].message
+        assert pool.n_killed == 1
+        # the pool keeps working after replacing the killed and crashed workers
+        pool.submit("again", 7)
+        assert collect_all(pool) == {"again": 49}
+
+
+def test_pool_starts_workers_lazily():
+    pool = TimeoutPool(square_or_misbehave, workers=4, timeout=5)
+    assert pool.n_started == 0
+    pool.submit(0, 2)
+    assert collect_all(pool) == {0: 4}
+    assert pool.n_started == 1  # one queued task needs one worker
+    pool.close()
+
+
+def test_pool_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        TimeoutPool(square_or_misbehave, workers=0, timeout=1)
+    with pytest.raises(ValueError):
+        TimeoutPool(square_or_misbehave, workers=1, timeout=0)
+
+
+HANGS = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+
+
+def test_grader_stream_keeps_order_and_survives_a_hang():
+    tasks = [GradeTask("\\boxed{1}", "1"), GradeTask(HANGS, "\\cos(x)^{77}"),
+             GradeTask("\\boxed{\\{1,2\\}}", "\\{2,1\\}"), GradeTask("nothing", "3"),
+             GradeTask("\\boxed{2}", "1")]
+    with Grader(workers=1, timeout=1.0, window=2) as grader:
+        out = list(grader.stream(enumerate(tasks)))
+    assert [key for key, _ in out] == [0, 1, 2, 3, 4]
+    assert [result.verdict for _, result in out] == ["correct", "timeout", "correct",
+                                                     "no_answer", "wrong"]
+    assert out[1][1].pred.startswith("x^{x^")  # the timed-out item still reports its answer
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(-50, 50),
+                          st.sampled_from(["box", "hash", "none"])), max_size=40),
+       st.integers(1, 8))
+def test_every_input_yields_one_output_in_order(items, window):
+    def response(value, style):
+        return {"box": f"so \\boxed{{{value}}}", "hash": f"#### {value}", "none": "hmm"}[style]
+
+    tasks = [(i, GradeTask(response(a, style), str(b))) for i, (a, b, style) in enumerate(items)]
+    with Grader(workers=1, timeout=5, window=window, prestart=False) as grader:
+        out = list(grader.stream(tasks))
+    assert [key for key, _ in out] == list(range(len(items)))
+    for (a, b, style), (_, result) in zip(items, out, strict=True):
+        expected = "no_answer" if style == "none" else ("correct" if a == b else "wrong")
+        assert result.verdict == expected
+
+
+def test_paper_grader_through_the_pool():
+    config = GraderConfig("paper")
+    tasks = [GradeTask("\\boxed{2/4}", "\\frac{1}{2}", "math__math"),       # math_verify step
+             GradeTask("\\boxed{1.5707963}", "\\frac{\\pi}{2}", "math__math"),  # dead pi branch
+             GradeTask("\\boxed{204.0}", "204", "aime2024")]
+    with Grader(config, workers=1, timeout=10) as grader:
+        rewards = [result.reward for _, result in grader.stream(enumerate(tasks))]
+    assert rewards == [1.0, 0.0, 1.0]

@@ -1,0 +1,124 @@
+"""`rlscale reward` end to end (subprocess): fields, graders, errors, streaming order."""
+
+from __future__ import annotations
+
+import gzip
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import jsonl, run_cli
+
+HANGS = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+
+
+def test_reward_adds_fields_and_keeps_the_rest():
+    records = [
+        {"prompt_id": "p1", "completion": "so \\boxed{\\frac12}", "answer": "0.5", "step": 3},
+        {"prompt_id": "p2", "completion": "\\boxed{9^{9^{9^{9}}}}", "answer": 5},
+        {"prompt_id": "p3", "completion": "\\boxed{\\{1,2\\}}", "answer": "\\{2,1\\}"},
+        {"prompt_id": "p4", "completion": "no idea", "answer": "3"},
+    ]
+    result = run_cli(["reward", "-j", "1"], input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    out = result.records
+    assert [r["prompt_id"] for r in out] == ["p1", "p2", "p3", "p4"]
+    assert out[0] == {**records[0], "reward": 1.0, "pred": "\\frac12", "verdict": "correct"}
+    assert [r["verdict"] for r in out] == ["correct", "wrong", "correct", "no_answer"]
+    assert [r["reward"] for r in out] == [1.0, 0.0, 1.0, 0.0]
+    assert out[3]["pred"] is None
+    assert "graded 4: mean reward 0.5000 (correct 2, wrong 1, no_answer 1)" in result.stderr
+
+
+def test_field_names_and_fallbacks_are_options(tmp_path):
+    path = tmp_path / "in.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(jsonl([{"text": "#### 12", "gt": "12"}]))
+    result = run_cli(["reward", "--response-field", "text", "--answer-field", "gt", "-q",
+                      str(path)])
+    assert result.exit_code == 0 and result.records[0]["verdict"] == "correct"
+    assert result.stderr == ""
+    result = run_cli(["reward", "--response-field", "text", "--answer-field", "gt",
+                      "--fallbacks", "none", "-q", str(path)])
+    assert result.records[0]["verdict"] == "no_answer"
+
+
+def test_timeout_verdict_and_the_stream_goes_on():
+    records = [{"completion": HANGS, "answer": "\\cos(x)^{77}"},
+               {"completion": "\\boxed{7}", "answer": "7"}]
+    result = run_cli(["reward", "-j", "1", "--timeout", "0.5", "-q"], input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    assert [r["verdict"] for r in result.records] == ["timeout", "correct"]
+    assert result.records[0]["reward"] == 0.0
+
+
+def test_paper_grader_routes_by_data_source():
+    records = [
+        {"completion": "\\boxed{0.5}", "answer": "50", "data_source": "math__math"},
+        {"completion": "\\boxed{1.5707963}", "answer": "\\frac{\\pi}{2}"},
+        {"completion": "so \\boxed{18 dollars}", "answer": "18", "data_source": "openai/gsm8k"},
+        {"completion": "\\boxed{204.0}", "answer": "204", "data_source": "aime2024"},
+    ]
+    result = run_cli(["reward", "--grader", "paper", "-j", "1", "-q"], input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    assert [r["reward"] for r in result.records] == [1.0, 0.0, 1.0, 1.0]
+    # the math grader is stricter: no percent leniency
+    result = run_cli(["reward", "-j", "1", "-q"], input=jsonl(records[:1]))
+    assert result.records[0]["reward"] == 0.0
+
+
+def test_bad_records_name_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(jsonl([{"completion": "\\boxed{1}", "answer": "1"},
+                           {"completion": None, "answer": "1"}]))
+    result = run_cli(["reward", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rlscale reward: {path}:2: field 'completion' must be a string, got null null")
+    result = run_cli(["reward", "--grader", "paper"],
+                     input=jsonl([{"completion": "x", "answer": "1",
+                                   "data_source": "codegen__humaneval"}]))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "rlscale reward: <stdin>:1: data_source 'codegen__humaneval' has no paper scorer "
+        "(expected math*, aime*, math_dapo or openai/gsm8k)")
+
+
+def test_skip_invalid_with_rejects(tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    text = jsonl([{"completion": "\\boxed{1}", "answer": "1"}]) + "not json\n" + \
+        jsonl([{"answer": "2"}, {"completion": "\\boxed{2}", "answer": 2}])
+    result = run_cli(["reward", "--skip-invalid", "--rejects", str(rejects)], input=text)
+    assert result.exit_code == 0
+    assert [r["reward"] for r in result.records] == [1.0, 1.0]
+    assert "skipped 2 invalid line(s)" in result.stderr
+    assert rejects.read_text().splitlines() == ["not json", '{"answer":"2"}']
+
+
+def test_usage_errors_exit_2():
+    for args, message in [
+        (["--grader", "strict"], "--grader must be one of math, paper, got 'strict'"),
+        (["--fallbacks", "hashes,bogus"],
+         "--fallbacks: unknown bogus; expected some of answer-is, hashes, last-number or none"),
+    ]:
+        result = run_cli(["reward", *args], input="")
+        assert result.exit_code == 2, args
+        assert result.stderr.strip() == f"rlscale reward: {message}"
+
+
+def test_help_has_examples():
+    result = run_cli(["reward", "--help"])
+    assert result.exit_code == 0
+    assert "rlscale reward rollouts.jsonl > scored.jsonl" in result.stdout
+    assert "--grader" in result.stdout and "--timeout" in result.stdout
+
+
+@settings(max_examples=2, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=40), st.integers(-20, 20)), min_size=1, max_size=25))
+def test_cli_every_input_yields_one_output(items):
+    records = [{"i": i, "completion": text + f" \\boxed{{{value}}}" * (i % 2), "answer": "3"}
+               for i, (text, value) in enumerate(items)]
+    result = run_cli(["reward", "-j", "1", "-q"], input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    assert [r["i"] for r in result.records] == list(range(len(records)))
+    assert all(r["verdict"] in ("correct", "wrong", "no_answer") for r in result.records)

@@ -1,0 +1,36 @@
+"""The VeRL reward plug-in ``rlscale.integrations.verl:compute_score``."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from rlscale.integrations.verl import compute_score
+
+
+def test_signature_matches_verl_custom_reward_function():
+    parameters = list(inspect.signature(compute_score).parameters)
+    assert parameters == ["data_source", "solution_str", "ground_truth", "extra_info"]
+
+
+@pytest.mark.parametrize("data_source, response, gold, score, pred", [
+    ("math__math", "\\boxed{2/4}", "\\frac{1}{2}", 1.0, "2/4"),
+    ("math__deepscaler_preview", "\\boxed{1.5707963}", "\\frac{\\pi}{2}", 0.0, "1.5707963"),
+    ("aime2024", "\\boxed{204.0}", "204", 1.0, "204.0"),
+    ("openai/gsm8k", "so \\boxed{18 dollars}", "18", 1.0, "18"),
+    ("math__math", "no answer here", "7", 0.0, ""),
+])
+def test_compute_score_reproduces_the_paper_scorer(data_source, response, gold, score, pred):
+    result = compute_score(data_source, response, gold, extra_info={"index": 0})
+    assert result == {"score": score, "acc": score == 1.0, "pred": pred}
+
+
+def test_unknown_data_source_uses_the_math_grader():
+    assert compute_score("codegen__humaneval", "\\boxed{3}", 3)["score"] == 1.0
+
+
+def test_math_grader_by_environment(monkeypatch):
+    monkeypatch.setenv("RLSCALE_GRADER", "math")
+    # the math grader has no percent leniency
+    assert compute_score("math__math", "\\boxed{0.5}", "50")["score"] == 0.0
