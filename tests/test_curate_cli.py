@@ -51,6 +51,7 @@ def test_parquet_to_jsonl_to_parquet_round_trip_is_exact(tmp_path):
                       "--to-verl", str(out_parquet)])
     assert second.exit_code == 0, second.stderr
     assert second.stdout == ""  # --to-verl without -o: no JSONL
+    assert "wrote 512 training row(s) (115 easy, 397 hard" in second.stderr
     written, original = pq.read_table(out_parquet), released(SUBSET_512)
     assert written.schema.remove_metadata().equals(original.schema.remove_metadata())
     assert written.to_pylist() == original.to_pylist()

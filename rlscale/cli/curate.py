@@ -347,8 +347,8 @@ def command(
                         easy_threshold=easy_threshold)
 
         warn_if_waiting_on_tty(inputs, quiet)
-        jsonl_out = output if (to_verl is None or output is not None) else None
-        write_jsonl = to_verl is None or output is not None
+        jsonl_out = output
+        write_jsonl = to_verl is None or output is not None  # --to-verl alone: parquet only
         with open_rejects(rejects, skip_invalid) as rejects_file:
             reader = InputReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
             dropped_writer = RecordWriter(dropped) if dropped else None
@@ -392,6 +392,9 @@ def command(
         if options.streams:
             rows = [(p, None) for p in kept]
             test = []
+            if not write_jsonl:
+                n_easy = sum(p.difficulty == "easy" for p in kept)
+                n_written = len(kept)
         else:
             try:
                 result = curator.finish(kept)
