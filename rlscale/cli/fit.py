@@ -316,7 +316,8 @@ def _plot(path, fitted, outcome, report, x_field, y_field, group_field, options)
     try:
         plot_fit(path, fitted, x_label=x_field, y_label=y_field, points=points,
                  x_range=(report.get("data") or {}).get("x_range"), held_out=held,
-                 group_slopes=slopes, group_label=group_field)
+                 group_slopes=slopes, group_label=group_field,
+                 calibrated=outcome.calibrated if outcome is not None else None)
     except (OSError, ValueError) as exc:
         raise RlscaleError(f"--plot {path}: {exc}") from None
 
@@ -331,7 +332,7 @@ def _predict(source, fitted, writer, x_field, y_field, group_field, skip_invalid
     rows, xs, groups = [], [], []
     warned = set()
     for record, where in reader:
-        value = record.get(group_field)
+        value = record.get(group_field) if group_field else "all"  # no grouping: one curve
         if value is None or isinstance(value, (dict, list, bool)):
             reader.invalid(where, f"missing required field '{group_field}' (the group field)")
             continue

@@ -40,6 +40,7 @@ class FitOutcome:
     fitted: FittedLaw
     fit_data: Dataset
     held_out: Dataset | None = None  # holdout groups or the predicted rest of each curve
+    calibrated: dict[str, Callable] = field(default_factory=dict)  # holdout: x -> prediction
 
 
 def find_groups(dataset: Dataset, wanted: Sequence[str]) -> list[int]:
@@ -86,8 +87,9 @@ def run_fit(dataset: Dataset, request: FitRequest,
         fitted.samples = boot.samples
     report = fit_report(fitted, result, arrays, dataset.spec, options, fit_data, boot,
                         request.level)
+    calibrated: dict[str, Callable] = {}
     if request.holdout:
-        report["validation"] = holdout_report(fitted, dataset, holdout_idx, options)
+        report["validation"], calibrated = holdout_report(fitted, dataset, holdout_idx, options)
     elif request.fit_fraction is not None and held_out is not None:
         report["validation"] = fraction_report(fitted, request.fit_fraction, fit_data, held_out,
                                                options)
@@ -97,7 +99,7 @@ def run_fit(dataset: Dataset, request: FitRequest,
                                             options.log_factor)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    return FitOutcome(report, fitted, fit_data, held_out)
+    return FitOutcome(report, fitted, fit_data, held_out, calibrated)
 
 
 def independent_slopes(dataset: Dataset, options: FitOptions) -> dict[str, float]:

@@ -6,11 +6,12 @@ this module costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from rlscale.core.laws.data import parse_size
 from rlscale.core.laws.forms import saturating_k
 from rlscale.core.laws.model import FittedLaw
 
@@ -20,6 +21,7 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
              x_range: Mapping[str, Sequence[float]] | None = None,
              held_out: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
              group_slopes: Mapping[str, float] | None = None,
+             calibrated: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
              group_label: str = "N", title: str | None = None) -> None:
     """Write a PNG (or any format matplotlib knows from the suffix) of the fit.
 
@@ -28,6 +30,7 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
         x_range: x range per group when no points are given (a reloaded fit).
         held_out: data of groups left out of the fit, drawn hollow with the law's prediction.
         group_slopes: independent per-group log-log slopes, drawn on the k(N) panel.
+        calibrated: per held-out group, its calibrated prediction (drawn dotted).
     """
     import matplotlib
 
@@ -54,15 +57,18 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
         if key in held_out:
             x, y = held_out[key]
             ax.scatter(x, y, s=14, facecolors="none", edgecolors=color)
-            label += " (held out)"
+            label += " (predicted part)" if key in points else " (held out)"
         lo, hi = _range_for(key, points, held_out, x_range, span)
         grid = np.geomspace(lo, hi, 200)
         try:
             pred = fitted.predict(grid, [key] * len(grid))
         except ValueError:
             continue
-        ax.plot(grid, pred, color=color, lw=1.8, ls="--" if key in held_out else "-",
-                label=label)
+        pure_style = "--" if key in held_out and key not in points else "-"
+        ax.plot(grid, pred, color=color, lw=1.8, ls=pure_style, label=label)
+        if calibrated and key in calibrated:
+            ax.plot(grid, calibrated[key](grid), color=color, lw=1.4, ls=":",
+                    label=f"{group_label}={_short(key)} calibrated")
         interval = fitted.predict_interval(grid, [key] * len(grid))
         if interval is not None:
             ax.fill_between(grid, interval[0], interval[1], color=color, alpha=0.15, lw=0)
@@ -81,10 +87,9 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
 
 
 def _range_for(key, points, held_out, x_range, span) -> tuple[float, float]:
-    for source in (points, held_out):
-        if key in source and len(source[key][0]):
-            x = source[key][0]
-            return float(x.min()), float(x.max())
+    xs = [source[key][0] for source in (points, held_out) if key in source and len(source[key][0])]
+    if xs:
+        return (min(float(x.min()) for x in xs), max(float(x.max()) for x in xs))
     if x_range and key in x_range:
         return float(x_range[key][0]), float(x_range[key][1])
     return span
@@ -106,7 +111,6 @@ def _plot_k(ax, fitted: FittedLaw, group_slopes: Mapping[str, float], group_labe
                         lw=0, label=f"{fitted.level:.0%} bootstrap band")
     ax.axhline(k_max, color="grey", ls=":", lw=1, label="K_max")
     ax.axvline(n_0, color="grey", ls="--", lw=1, label="N_0")
-    from rlscale.core.laws.data import parse_size
     if group_slopes:
         xs = [parse_size(k) for k in group_slopes]
         ax.scatter(xs, list(group_slopes.values()), color="tab:red", zorder=3,
@@ -120,12 +124,10 @@ def _plot_k(ax, fitted: FittedLaw, group_slopes: Mapping[str, float], group_labe
 
 
 def _sizes(held_out: Mapping[str, Any]) -> list[float]:
-    from rlscale.core.laws.data import parse_size
     return [v for v in (parse_size(k) for k in held_out) if v is not None]
 
 
 def _short(key: str) -> str:
-    from rlscale.core.laws.data import parse_size
     v = parse_size(key)
     if v is None:
         return key

@@ -35,14 +35,13 @@ class BootstrapResult:
 
 
 def choose_mode(dataset: Dataset, mode: str = "auto") -> str:
-    """``runs`` when every group has >= 2 runs (and runs are averaged), else ``points``."""
+    """``runs`` when every group has >= 2 runs, else ``points``."""
     if mode not in BOOTSTRAP_MODES:
         raise ValueError(f"unknown bootstrap mode {mode!r}; expected one of "
                          f"{', '.join(BOOTSTRAP_MODES)}")
-    can_runs = dataset.spec.average and min(dataset.runs_per_group()) >= 2
+    can_runs = min(dataset.runs_per_group()) >= 2
     if mode == "runs" and not can_runs:
-        raise ValueError("--bootstrap-by runs needs at least 2 runs in every group "
-                         "(and averaged runs)")
+        raise ValueError("--bootstrap-by runs needs at least 2 runs in every group")
     if mode == "auto":
         return "runs" if can_runs else "points"
     return mode

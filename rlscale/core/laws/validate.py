@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,8 @@ def _params_report(fitted: FittedLaw, group_values: Mapping[str, float], group: 
         is_intercept = name == "delta" or fitted.law.param(name).log_intercept
         out[name] = value * log_factor if is_intercept else value
     for name, value in _derived_for(fitted, group).items():
+        if name == "E" and "delta" in group_values:  # the calibrated intercept
+            value += group_values["delta"]
         out.setdefault(name, value * (log_factor if name == "E" else 1.0))
     return out
 
@@ -109,9 +111,13 @@ def _derived_for(fitted: FittedLaw, group: Any) -> dict[str, float]:
 
 
 def holdout_report(fitted: FittedLaw, dataset: Dataset, holdout: Sequence[int],
-                   options: FitOptions) -> dict[str, Any]:
-    """Predict each held-out group of ``dataset`` with ``fitted`` (fitted without them)."""
+                   options: FitOptions) -> tuple[dict[str, Any], dict[str, Callable]]:
+    """Predict each held-out group of ``dataset`` with ``fitted`` (fitted without them).
+
+    Returns the report and, per held-out group, a function x -> calibrated prediction.
+    """
     report: dict[str, Any] = {"protocol": "holdout-group", "groups": {}}
+    calibrated: dict[str, Callable] = {}
     for g in holdout:
         key = dataset.keys[g]
         test = dataset.only_group(g).points()
@@ -129,7 +135,9 @@ def holdout_report(fitted: FittedLaw, dataset: Dataset, holdout: Sequence[int],
         entry["calibrated"] = {**_metrics(y, pred, key, options),
                                "params": _params_report(fitted, calib, key, options.log_factor)}
         report["groups"][key] = entry
-    return report
+        calibrated[key] = (lambda xs, key=key, calib=calib:
+                           _calibrated_prediction(fitted, key, calib, np.asarray(xs, float)))
+    return report, calibrated
 
 
 def _metrics(y: np.ndarray, pred: np.ndarray, key: str, options: FitOptions) -> dict[str, Any]:
