@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from rlscale.core.errors import RlscaleError
 from rlscale.core.flops import (
     StepAccumulator,
     count_params,
+    estimate_phi,
     flops_per_token_factor,
     load_config,
     nominal_from_model,
@@ -224,3 +226,36 @@ def test_cumulative_sums_equal_the_sums_of_the_steps(steps, n_params):
         assert fields["D"] == sum(p for _, p in history)
         assert fields["T"] == sum(t for t, _ in history)
         assert math.isfinite(fields["C"]) and fields["C"] >= 0
+
+
+# --- phi (paper-method.md §1.4, check A-F2) ------------------------------------------------------
+
+
+def test_phi_constant_tokens_per_step_a_f2():
+    """With a constant tau tokens per step: phi = 6 * tau / 512, for every size and globally."""
+    tau = 4096 * 800
+    rows = [(n, s, 6 * n * tau * s, 512 * s) for n in (0.5e9, 7e9, 72e9) for _ in range(3)
+            for s in range(0, 106)]
+    phi, per_size = estimate_phi(rows)
+    assert phi == pytest.approx(6 * tau / 512, rel=1e-12)
+    assert set(per_size) == {0.5e9, 7e9, 72e9}
+
+
+def test_phi_uses_the_last_half_of_pooled_steps_and_medians():
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (1e9, 3e9):
+        for _run in range(3):
+            tokens = rng.uniform(1e5, 2e5, size=20)
+            compute = np.cumsum(6 * n * tokens)
+            rows += [(n, s + 1, compute[s], 512 * (s + 1)) for s in range(20)]
+    phi, per_size = estimate_phi(rows)
+    expected = {}
+    for n in (1e9, 3e9):
+        pooled = sorted((r for r in rows if r[0] == n), key=lambda r: r[1])
+        tail = pooled[len(pooled) // 2:]  # 60 rows -> the last 30
+        expected[n] = float(np.median([c / (n * d) for _, _, c, d in tail]))
+    assert per_size == pytest.approx(expected, rel=1e-12)
+    assert phi == pytest.approx(np.median(list(expected.values())), rel=1e-12)
+    with pytest.raises(ValueError, match="no rows with D > 0"):
+        estimate_phi([(1e9, 0, 0.0, 0)])

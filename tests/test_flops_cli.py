@@ -142,6 +142,20 @@ def test_gap_warning():
            "steps present" in result.stderr
 
 
+def test_phi_option_adds_phi_and_ideal_compute():
+    records = _steps(("a", "b"), 11, N=7e9)
+    records.insert(3, {**records[2], "data_source": "other"})  # a repeated step counts once
+    result = run_cli(["flops", "--phi"], input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    phi = 6 * TOKENS / 512
+    assert len(result.records) == len(records)
+    for record in result.records:
+        assert record["phi"] == pytest.approx(phi)
+        assert record["C_ideal"] == pytest.approx(7e9 * record["D"] * phi)
+        assert record["C_ideal"] == pytest.approx(record["C"])  # constant tokens: ideal = measured
+    assert "rlscale flops: phi = 3.84e+04 (per size: N=7e+09: 3.84e+04)" in result.stderr
+
+
 def test_empty_input_is_valid():
     result = run_cli(["flops", "--n-params", "1e9"], input="")
     assert (result.exit_code, result.stdout) == (0, "")

@@ -82,6 +82,46 @@ KeepOpt = Annotated[list[str] | None, typer.Option(
     "--keep", metavar="PATTERN", help="With --from-verl-log: copy metrics matching this glob "
     "(e.g. 'response_length/*') into the records (repeatable).")]
 
+PhiOpt = Annotated[bool, typer.Option(
+    "--phi", help="Also estimate the paper's compute factor phi (median C/(N*D) over the last half "
+    "of each size's steps, then the median over sizes) and add phi and C_ideal = N*D*phi. Needs "
+    "all input before writing.")]
+
+
+class _PhiBuffer:
+    """Holds the output records until phi, which needs every run, is known."""
+
+    def __init__(self, run_field: str):
+        self.run_field = run_field
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def write_to(self, writer, quiet: bool) -> None:
+        from rlscale.core.flops import estimate_phi
+
+        seen = set()
+        points = []
+        for index, record in enumerate(self.records):
+            step = record.get("step")
+            key = (_run_key(record.get(self.run_field)), step)
+            if step is not None and key in seen:
+                continue  # several records of one step (e.g. per data source) count once
+            seen.add(key)
+            points.append((record["N"], index if step is None else step, record["C"], record["D"]))
+        if not points:
+            return
+        try:
+            phi_global, per_size = estimate_phi(points)
+        except ValueError as exc:
+            raise RlscaleError(f"--phi: {exc}") from None
+        sizes = ", ".join(f"N={n:.3g}: {value:.4g}" for n, value in per_size.items())
+        say(f"rlscale {NAME}: phi = {phi_global:.4g} (per size: {sizes})", quiet)
+        for record in self.records:
+            writer.write({**record, "phi": phi_global,
+                          "C_ideal": record["N"] * record["D"] * phi_global})
+
 
 def _param_summary(model: str) -> dict[str, Any]:
     from rlscale.core.flops import count_params, load_config, nominal_from_model
@@ -127,6 +167,7 @@ def command(
     run_id: RunIdOpt = None,
     all_steps: AllStepsOpt = False,
     keep: KeepOpt = None,
+    phi: PhiOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -164,7 +205,8 @@ def command(
 
         fixed_n, n_source = _fixed_n(n_def, n_params, model)
         accumulator = StepAccumulator(extra)
-        with RecordWriter(output) as writer:
+        with RecordWriter(output) as final_writer:
+            writer = _PhiBuffer(run if not from_verl_log else "run_id") if phi else final_writer
             if from_verl_log:
                 if fixed_n is None:
                     raise UsageError("--from-verl-log needs --n-params or --model (a log has no N)")
@@ -174,6 +216,8 @@ def command(
             else:
                 n_skipped = _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step,
                                           run, skip_invalid, rejects, quiet)
+            if phi:
+                writer.write_to(final_writer, quiet)
         _report(accumulator, fixed_n, n_source, extra, quiet)
         report_skipped(NAME, n_skipped, rejects, quiet)
 

@@ -316,3 +316,43 @@ def check_count(value: float, what: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def estimate_phi(points: Iterable[tuple[float, float, float, float]],
+                 tail_fraction: float = 0.5) -> tuple[float, dict[float, float]]:
+    """The paper's tokens-per-prompt compute factor phi (paper-method.md §1.4, check A-F2).
+
+    ``points`` are ``(N, step, C, D)`` rows of any number of runs. Per model size N, all runs'
+    rows are pooled and sorted by step; ``phi_N`` is the median of ``C / (N * D)`` over the last
+    ``tail_fraction`` of them (rows with D = 0, i.e. step 0, are left out); ``phi_global`` is the
+    median of ``phi_N`` over model sizes. The idealised compute is then ``C_ideal = N * D * phi``
+    (the analysis code's column ``C``, as opposed to the measured ``C_raw``).
+
+    With a constant ``t`` tokens per step and 512 prompts per step, phi = 6 * t / 512:
+
+    >>> rows = [(n, s, 6 * n * 1024 * s, 512 * s) for n in (1e9, 7e9) for s in range(0, 11)]
+    >>> estimate_phi(rows)
+    (12.0, {1000000000.0: 12.0, 7000000000.0: 12.0})
+    """
+    if not 0 < tail_fraction <= 1:
+        raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction}")
+    by_size: dict[float, list[tuple[float, float]]] = {}
+    for n_params, step, compute, prompts in points:
+        if prompts > 0 and n_params > 0:
+            by_size.setdefault(float(n_params), []).append((step, compute / (n_params * prompts)))
+    if not by_size:
+        raise ValueError("no rows with D > 0 to estimate phi from")
+    per_size: dict[float, float] = {}
+    for n_params, rows in by_size.items():
+        rows.sort(key=lambda row: row[0])  # stable: runs keep their order within a step
+        tail = rows[len(rows) - max(1, math.ceil(len(rows) * tail_fraction)):]
+        per_size[n_params] = float(_median([ratio for _, ratio in tail]))
+    return float(_median(list(per_size.values()))), dict(sorted(per_size.items()))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
