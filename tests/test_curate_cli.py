@@ -307,6 +307,21 @@ def test_bad_parquet_row_names_the_row(tmp_path):
                              "--answer-field\n")
 
 
+def test_skip_invalid_parquet_row_goes_to_rejects(tmp_path):
+    table = pq.read_table(SUBSET_512).slice(0, 3).to_pylist()
+    table[1]["prompt"] = []
+    path, rejects = tmp_path / "bad.parquet", tmp_path / "rejects.jsonl"
+    pq.write_table(pa.Table.from_pylist(table), path)
+    result = run_cli(["curate", str(path), "--order", "keep", "--skip-invalid", "--rejects",
+                      str(rejects)])
+    assert result.exit_code == 0, result.stderr
+    assert len(result.records) == 2
+    assert f"skipped 1 invalid line(s) (written to {rejects})" in result.stderr
+    rejected = read_jsonl(rejects)
+    assert len(rejected) == 1 and rejected[0]["prompt"] == []
+    assert rejected[0]["extra_info"] == table[1]["extra_info"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--holdout", "5"], "--holdout needs --holdout-out FILE"),
     (["--expand"], "--budget, --expand and --nested need --reuse TAU"),

@@ -92,6 +92,13 @@ def test_normalise_text_ignores_case_and_spacing(text):
     assert cur.normalise_text(" \n" + text + "\t ") == base
 
 
+@given(st.text(min_size=1))
+def test_prompt_id_does_not_depend_on_the_paper_template(text):
+    templated = cur.apply_paper_template(text)
+    assert cur.hashed_prompt_id(templated) == cur.hashed_prompt_id(text)
+    assert cur.apply_paper_template(templated) == templated
+
+
 def test_last_boxed():
     assert cur.last_boxed("so $x=\\boxed{\\frac{1}{2}}$ and \\boxed{3}") == "3"
     assert cur.last_boxed("\\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
