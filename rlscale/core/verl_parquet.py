@@ -85,13 +85,6 @@ def iter_parquet_rows(path: str, batch_size: int = 2048) -> Iterator[tuple[int, 
         raise RlscaleError(f"{path}: cannot read row {row_number + 1}: {exc}") from None
 
 
-def messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str | list[dict[str, Any]]:
-    """A single user message becomes its text; anything else stays a message list."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return messages[0].get("content")
-    return [dict(message) for message in messages]
-
-
 def prompt_to_messages(prompt: str | Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """The ``prompt`` column value: a text becomes one ``user`` message."""
     if isinstance(prompt, str):
@@ -100,7 +93,8 @@ def prompt_to_messages(prompt: str | Sequence[Mapping[str, Any]]) -> list[dict[s
             for m in prompt]
 
 
-def _extra_info_type(key: str, values: list[Any]):
+def _extra_info_type(key: str):
+    """Fixed types for the keys VeRL files share; None lets Arrow infer the rest."""
     pa = _pa()
     if key == "index":
         return pa.int64()
@@ -124,7 +118,7 @@ def _extra_info_array(rows: Sequence[Mapping[str, Any]]):
     arrays = []
     for key in keys:
         values = [row["extra_info"].get(key) for row in rows]
-        kind = _extra_info_type(key, values)
+        kind = _extra_info_type(key)
         try:
             arrays.append(pa.array(values, type=kind))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
