@@ -311,3 +311,18 @@ def test_objective_matches_mean_weighted_square_in_log_space():
     r = (np.array(BASE_C_E0)[arrays.gidx] - k * np.log10(arrays.x)) - np.log10(arrays.y)
     assert objective(law, values, arrays, FitOptions()) == pytest.approx(
         np.mean(arrays.w * r * r), rel=1e-12)
+
+
+@pytest.mark.parametrize("k_max,n_0,e0,final", [
+    # method notes §3.3 full-data fits with x = E (prompts) and §3.5 measured final losses
+    (0.139956, 13.003e9, [0.0040, 0.0309, 0.0477, 0.0713, 0.1146, 0.1535, 0.1849],
+     [0.9419, 0.9129, 0.8582, 0.7148, 0.6051, 0.4937, 0.4359]),
+    (0.143788, 19.972e9, [-0.0083, 0.0008, -0.0003, -0.0015, 0.0215, 0.0632, 0.1386],
+     [0.9458, 0.8988, 0.8281, 0.6777, 0.5588, 0.4579, 0.4320]),
+])
+def test_released_fits_predict_the_measured_final_losses(k_max, n_0, e0, final):
+    # check A-S7: the loss predicted at the last step (E = 105 x 512 = 53,760) is within 0.03
+    fitted = FittedLaw(get_law("saturating"), [str(int(n)) for n in SIZES], np.array(SIZES),
+                       {"K_max": k_max, "N_0": n_0, "E": np.array(e0)})
+    predicted = fitted.predict(np.full(7, 53760.0), list(SIZES))
+    assert np.max(np.abs(predicted - np.array(final))) < 0.03

@@ -148,15 +148,13 @@ def command(
     debug: DebugOpt = False,
 ) -> None:
     def body() -> None:
-        import math
-
         import orjson
 
         from rlscale.core.jsonl import RecordReader, RecordWriter, atomic_write_bytes
         from rlscale.core.laws.data import DataSpec, build_dataset, parse_where
         from rlscale.core.laws.fit import FitOptions
         from rlscale.core.laws.forms import get_law
-        from rlscale.core.laws.model import FittedLaw, from_fit_json
+        from rlscale.core.laws.model import from_fit_json
         from rlscale.core.laws.pipeline import FitRequest, run_fit
 
         # ---- validate options before reading anything
@@ -281,7 +279,6 @@ def command(
                         raise RlscaleError(f"--budget: {exc}") from None
             else:
                 writer.write(report)
-        del math, FittedLaw
 
     handle_errors(NAME, debug, body)
 

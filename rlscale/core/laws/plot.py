@@ -115,6 +115,8 @@ def _plot_k(ax, fitted: FittedLaw, group_slopes: Mapping[str, float], group_labe
         xs = [parse_size(k) for k in group_slopes]
         ax.scatter(xs, list(group_slopes.values()), color="tab:red", zorder=3,
                    label="per-group slope (separate fit)")
+    top = max([k_max] + [float(v) for v in group_slopes.values()])
+    ax.set_ylim(min(0.0, min(group_slopes.values(), default=0.0)), top * 1.1)
     ax.set_xscale("log")
     ax.set_xlabel(f"{group_label} (model size)")
     ax.set_ylabel("k (learning efficiency)")
