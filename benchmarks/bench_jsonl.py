@@ -91,9 +91,11 @@ def main() -> None:
         peer = best_rate(stdlib_roundtrip, src, os.path.join(tmp, "b.jsonl"))
         ours_read = best_rate(rlscale_read, src, "")
         peer_read = best_rate(stdlib_read, src, "")
-        with open(os.path.join(tmp, "a.jsonl"), "rb") as a, open(os.path.join(tmp, "b.jsonl"), "rb") as b:
+        with open(os.path.join(tmp, "a.jsonl"), "rb") as a, \
+                open(os.path.join(tmp, "b.jsonl"), "rb") as b:
             same = [json.loads(x) for x in a] == [json.loads(y) for y in b]
-    print(f"JSONL read+write, {N_RECORDS:,} rollout-like records ({size_mb:.0f} MB), best of {REPEATS}")
+    print(f"JSONL read+write, {N_RECORDS:,} rollout-like records ({size_mb:.0f} MB), "
+          f"best of {REPEATS}")
     print(f"{'':<14}{'rlscale rec/s':>15}{'stdlib rec/s':>15}{'ratio':>8}")
     print(f"{'read+write':<14}{ours:>15,.0f}{peer:>15,.0f}{ours / peer:>7.2f}x")
     print(f"{'read only':<14}{ours_read:>15,.0f}{peer_read:>15,.0f}{ours_read / peer_read:>7.2f}x")

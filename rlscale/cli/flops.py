@@ -30,9 +30,9 @@ HELP = (
     "cumulative C, cumulative prompts D, cumulative tokens T and the N used, per run_id. N is the "
     "nominal size label by default (like the paper's analysis; --n-def total|non-embedding counts "
     "parameters from a Hugging Face config.json given with --model). With --model and no input, "
-    "prints the parameter counts ('-' reads records from stdin). With --from-verl-log, reads VeRL console logs (output.log) into "
-    "per-step records with n_tokens, score/<data_source> fields and the held-out loss, ready for "
-    "`rlscale fit`. JSONL input streams (one output record per input record, in order); a log "
+    "prints the parameter counts ('-' reads records from stdin). With --from-verl-log, reads "
+    "VeRL console logs (output.log) into per-step records with n_tokens, score/<data_source> "
+    "fields and the held-out loss, ready for `rlscale fit`. JSONL input streams (one output record per input record, in order); a log "
     "is read whole, since repeated steps after a restart are merged (later lines win)."
 )
 EPILOG = (
@@ -41,7 +41,8 @@ EPILOG = (
     "  rlscale flops --from-verl-log run1/output.log --n-params 7e9 > runs.jsonl\n\n"
     "  rlscale flops steps.jsonl --model ./Qwen2.5-7B --n-def non-embedding "
     "--count rollout,reference,old-logprob\n\n"
-    "  rlscale flops steps.jsonl --n-params 1.5e9 --prompts-per-step 256 | rlscale fit --x C --y loss --group N"
+    "  rlscale flops steps.jsonl --n-params 1.5e9 --prompts-per-step 256 "
+    "| rlscale fit --x C --y loss --group N"
 )
 
 ModelOpt = Annotated[str | None, typer.Option(
@@ -52,9 +53,9 @@ NParamsOpt = Annotated[float | None, typer.Option(
     "the records' N field.")]
 NDefOpt = Annotated[str, typer.Option(
     "--n-def", metavar="DEF",
-    help="nominal, total or non-embedding: which N multiplies the tokens. nominal: --n-params, else --model's size label "
-    "(e.g. '7B' in Qwen2.5-7B; without one, total rounded to 2 significant figures), else the "
-    "record's N. total / non-embedding: counted from --model.")]
+    help="nominal, total or non-embedding: which N multiplies the tokens. nominal: "
+    "--n-params, else --model's size label (e.g. '7B' in Qwen2.5-7B; without one, total "
+    "rounded to 2 significant figures), else the record's N. total / non-embedding: counted from --model.")]
 PromptsOpt = Annotated[float | None, typer.Option(
     "--prompts-per-step", metavar="P",
     help="Prompts per step for D. Default: the record's n_prompts field, else 512 (the paper).")]
@@ -192,7 +193,8 @@ def command(
         if from_verl_log and inputs:
             raise UsageError("give either JSONL inputs or --from-verl-log, not both")
         if not from_verl_log and any(log_only):
-            raise UsageError("--holdout-source, --run-id, --all-steps and --keep need --from-verl-log")
+            raise UsageError("--holdout-source, --run-id, --all-steps and --keep need "
+                             "--from-verl-log")
 
         if n_params is not None and n_def != "nominal":
             raise UsageError(f"--n-params sets the nominal N; with --n-def {n_def} N is counted "
@@ -247,7 +249,8 @@ def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, s
             if n is None:
                 n = record.get("N")
                 if n is None:
-                    reader.invalid(where, "no N: the record has no field 'N'; pass --n-params or --model")
+                    reader.invalid(where, "no N: the record has no field 'N'; pass --n-params "
+                                          "or --model")
                     continue
                 if n <= 0:
                     reader.invalid(where, f"field 'N' must be > 0, got {n}")
@@ -297,7 +300,8 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
     if run_id is not None and len(paths) > 1:
         raise UsageError("--run-id needs a single --from-verl-log (each log is one run)")
     try:
-        weights = parse_holdout_sources(holdout_source) if holdout_source else dict(PAPER_HOLDOUT_SOURCES)
+        weights = (parse_holdout_sources(holdout_source) if holdout_source
+                   else dict(PAPER_HOLDOUT_SOURCES))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     prompts = PAPER_PROMPTS_PER_STEP if prompts_per_step is None else prompts_per_step

@@ -124,7 +124,8 @@ def bootstrap_mean_interval(values: np.ndarray, n_boot: int, rng: np.random.Gene
     return float(low), float(high)
 
 
-def summarize(tallies: Iterable[PromptTally], ks: Sequence[int] = (1,), n_boot: int = DEFAULT_BOOTSTRAP,
+def summarize(tallies: Iterable[PromptTally], ks: Sequence[int] = (1,),
+              n_boot: int = DEFAULT_BOOTSTRAP,
               rng: np.random.Generator | None = None) -> dict[str, Any]:
     """Statistics of one group from its per-prompt tallies.
 

@@ -210,7 +210,8 @@ def nominal_from_model(model_path: str, config: Mapping[str, Any], total: int) -
     name = config.get("_name_or_path")
     if isinstance(name, str) and (label := size_label(name)) is not None:
         return label, f"size label in _name_or_path '{name}'"
-    return round_significant(total), "no size label in the model name: total rounded to 2 significant figures"
+    return (round_significant(total),
+            "no size label in the model name: total rounded to 2 significant figures")
 
 
 def flops_per_token_factor(extra_passes: Iterable[str] = ()) -> int:
@@ -227,7 +228,8 @@ def flops_per_token_factor(extra_passes: Iterable[str] = ()) -> int:
 
 
 def step_flops(n_params: float, n_tokens: float, extra_passes: Iterable[str] = ()) -> float:
-    """FLOPs of one step, ``6 * N * T_step`` (paper App. C.1) plus ``2 * N * T_step`` per extra pass.
+    """FLOPs of one step: ``6 * N * T_step`` (paper App. C.1), plus ``2 * N * T_step`` per extra
+    forward pass.
 
     >>> step_flops(7e9, 4096 * 800)
     1.376256e+17

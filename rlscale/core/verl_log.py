@@ -2,7 +2,7 @@
 
 VeRL's console logger prints one line per training step::
 
-    step:12 - actor/pg_loss:0.013 - perf/total_num_tokens:3276800 - val/test_score/math__math/unknown:0.41
+    step:12 - actor/pg_loss:0.013 - perf/total_num_tokens:3276800 - val/test_score/aime2024:0.1
 
 (``key:value`` items joined by `` - ``; values printed with ``{:.3f}`` in older versions and
 ``pprint.pformat`` in newer ones, which under NumPy 2 gives ``np.float64(0.41)``). Ray often
@@ -16,8 +16,8 @@ complete, and keeps the token count when a resumed run only re-logs validation s
 
 The held-out loss follows the paper (paper-method.md §1.1): VeRL logs one mean score per
 ``data_source``; the paper recombines them weighted by problem counts,
-``holdout = (335 * score[math__merged_deduped_dapo_or1_dataset] + 165 * score[math__deepscaler_preview]) / 500``,
-and ``loss = 1 - holdout``.
+``holdout = (335 * score[math__merged_deduped_dapo_or1_dataset]
++ 165 * score[math__deepscaler_preview]) / 500``, and ``loss = 1 - holdout``.
 """
 
 from __future__ import annotations
@@ -136,10 +136,11 @@ def source_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Per-``data_source`` validation scores from one step's metrics.
 
     Reads ``val/test_score/<source>`` (VeRL <= 0.3 and the paper's Reasoning360 fork, which
-    appends ``/unknown``, the reward-key name) and, when absent, ``val-core/<source>/reward/mean@<n>``
-    (newer VeRL; the largest n).
+    appends ``/unknown``, the reward-key name) and, when absent,
+    ``val-core/<source>/reward/mean@<n>`` (newer VeRL; the largest n).
 
-    >>> source_scores({"val/test_score/openai/gsm8k/unknown": 0.8, "val-core/aime/reward/mean@1": 0.1})
+    >>> source_scores({"val/test_score/openai/gsm8k/unknown": 0.8,
+    ...                "val-core/aime/reward/mean@1": 0.1})
     {'openai/gsm8k': 0.8, 'aime': 0.1}
     """
     scores: dict[str, float] = {}
@@ -197,7 +198,8 @@ def parse_holdout_sources(specs: Iterable[str]) -> dict[str, float]:
             try:
                 weight = float(weight_text)
             except ValueError:
-                raise ValueError(f"--holdout-source {spec!r}: weight {weight_text!r} is not a number") from None
+                raise ValueError(f"--holdout-source {spec!r}: weight {weight_text!r} is not a "
+                                 "number") from None
             if not math.isfinite(weight) or weight <= 0:
                 raise ValueError(f"--holdout-source {spec!r}: weight must be a positive number")
         if name in weights:
@@ -221,7 +223,8 @@ def step_record(entry: LoggedStep, weights: Mapping[str, float],
             raise ValueError(f"step {entry.step} has no {TOKENS_KEY} (needed for FLOPs)")
         tokens = 0
     if isinstance(tokens, bool) or not math.isfinite(float(tokens)) or tokens < 0:
-        raise ValueError(f"step {entry.step}: {TOKENS_KEY} must be a finite number >= 0, got {tokens}")
+        raise ValueError(f"step {entry.step}: {TOKENS_KEY} must be a finite number >= 0, "
+                         f"got {tokens}")
     record: dict[str, Any] = {"step": entry.step, "n_tokens": tokens}
     scores = source_scores(metrics)
     for source, value in scores.items():
