@@ -32,8 +32,8 @@ HELP = (
     "parameters from a Hugging Face config.json given with --model). With --model and no input, "
     "prints the parameter counts ('-' reads records from stdin). With --from-verl-log, reads "
     "VeRL console logs (output.log) into per-step records with n_tokens, score/<data_source> "
-    "fields and the held-out loss, ready for `rlscale fit`. JSONL input streams (one output record per input record, in order); a log "
-    "is read whole, since repeated steps after a restart are merged (later lines win)."
+    "fields and the held-out loss, ready for `rlscale fit`. JSONL input streams (one output "
+    "record per input record, in order); a log is read whole, since repeated steps after a restart are merged (later lines win)."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -55,7 +55,8 @@ NDefOpt = Annotated[str, typer.Option(
     "--n-def", metavar="DEF",
     help="nominal, total or non-embedding: which N multiplies the tokens. nominal: "
     "--n-params, else --model's size label (e.g. '7B' in Qwen2.5-7B; without one, total "
-    "rounded to 2 significant figures), else the record's N. total / non-embedding: counted from --model.")]
+    "rounded to 2 significant figures), else the record's N. total / non-embedding: counted "
+    "from --model.")]
 PromptsOpt = Annotated[float | None, typer.Option(
     "--prompts-per-step", metavar="P",
     help="Prompts per step for D. Default: the record's n_prompts field, else 512 (the paper).")]
