@@ -33,7 +33,8 @@ HELP = (
     "prints the parameter counts ('-' reads records from stdin). With --from-verl-log, reads "
     "VeRL console logs (output.log) into per-step records with n_tokens, score/<data_source> "
     "fields and the held-out loss, ready for `rlscale fit`. JSONL input streams (one output "
-    "record per input record, in order); a log is read whole, since repeated steps after a restart are merged (later lines win)."
+    "record per input record, in order); a log is read whole, since repeated steps after a "
+    "restart are merged (later lines win). --phi needs all input."
 )
 EPILOG = (
     "Examples:\n\n"
