@@ -255,7 +255,12 @@ def command(
             fitted = outcome.fitted
             report = {**outcome.report, **run_meta(seed)}
             for warning in report["warnings"]:
-                say(f"rlscale fit: warning: {warning['message']}", quiet)
+                if warning["severity"] == "warning":
+                    say(f"rlscale fit: warning: {warning['message']}", quiet)
+            boot = report.get("bootstrap") or {}
+            if boot.get("failed"):
+                say(f"rlscale fit: warning: {boot['failed']} of {n_bootstrap} bootstrap refits "
+                    f"failed and were left out", quiet)
             say(_summary(report), quiet)
 
         if save is not None:

@@ -200,12 +200,15 @@ def objective(law: Law, values: Mapping[str, Any], arrays: FitArrays, options: F
 
 @dataclass
 class FitWarning:
+    """A diagnostic: ``severity`` is "warning" (shown on stderr) or "note" (output only)."""
+
     code: str
     message: str
     param: str | None = None
+    severity: str = "warning"
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"code": self.code, "message": self.message}
+        out = {"code": self.code, "severity": self.severity, "message": self.message}
         if self.param is not None:
             out["param"] = self.param
         return out
@@ -427,12 +430,21 @@ def diagnose(law: Law, theta: np.ndarray, layout: Layout, meta: Mapping[str, Any
                 f"{label} is at its {side} bound {bound:.6g}; the data do not pin it down "
                 f"(more groups or a wider x range would)", label))
     if meta.get("kind") == "grid":
+        final = layout.unpack(theta)
         for p, values in grid:
             if len(values) > 1 and meta["grid"][p.name] in (values[0], values[-1]):
+                ended = np.atleast_1d(final[p.name])
+                outside = bool(np.any((ended < min(values)) | (ended > max(values))))
+                where = ("outside the grid: the optimum may lie beyond the region the starts "
+                         "explored (widen the bounds or check the data)" if outside
+                         else "inside the grid")
+                shown = ", ".join(f"{v:.6g}" for v in ended[:4]) + (" ..." if len(ended) > 4
+                                                                     else "")
                 out.append(FitWarning(
                     "start_at_grid_edge",
                     f"the best start has {p.name} = {meta['grid'][p.name]:.6g}, on the edge of "
-                    f"its starting grid [{values[0]:.6g} ... {values[-1]:.6g}]", p.name))
+                    f"its starting grid [{values[0]:.6g} ... {values[-1]:.6g}]; the fit ended "
+                    f"at {shown}, {where}", p.name, "warning" if outside else "note"))
     return out
 
 

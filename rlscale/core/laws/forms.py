@@ -179,8 +179,9 @@ def _loglinear_predict(k: Any, e: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _e_bound(lo: bool) -> Bound:
-    # the paper's E0 bounds are [-10, 10] (§1.11); wider so that C in FLOPs (~1e20) never binds
-    return -30.0 if lo else 30.0
+    # the paper's E0 bounds are [-10, 10] (§1.11); wider, so that steep slopes on x in FLOPs
+    # (E ~ k log10 C, with log10 C up to ~25) never hit them
+    return -200.0 if lo else 200.0
 
 
 K_GRID = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5)
