@@ -142,6 +142,19 @@ def test_heldout_fixture_loss_per_source_and_overall():
     assert overall["loss"] == pytest.approx(1 - weighted, abs=1e-12)
 
 
+def test_repeated_samples_are_counted_but_warned_about():
+    records = _samples(1, 1e9, {"a": [1, 0]})
+    result = run_cli(["eval", "--by", "step", "--bootstrap", "0"], input=jsonl(records + records))
+    assert result.exit_code == 0
+    assert result.records[0]["n_samples"] == 4
+    assert result.stderr.strip() == (
+        "rlscale eval: warning: 2 sample(s) repeat a (prompt_id, sample_idx) already seen in their "
+        "group; is the input doubled, or a --by field missing?")
+    other = [{**r, "N": 2e9} for r in records]
+    result = run_cli(["eval", "--by", "step,N", "--bootstrap", "0"], input=jsonl(records + other))
+    assert result.stderr == ""
+
+
 def test_empty_input():
     result = run_cli(["eval", "--by", "step"], input="")
     assert (result.exit_code, result.stdout) == (0, "")

@@ -108,6 +108,9 @@ def command(
         warn_if_waiting_on_tty(inputs, quiet)
         groups: dict[tuple, tuple[list[Any], dict[Any, PromptTally]]] = {}
         non_binary = 0
+        # (group, prompt, sample_idx) seen: a repeat means doubled input or a missing --by field
+        seen_samples: set[tuple] = set()
+        duplicates = 0
         with open_rejects(rejects, skip_invalid) as rejects_file:
             reader = RecordReader(inputs, required={prompt_field: "str|number"},
                                   skip_invalid=skip_invalid, rejects=rejects_file)
@@ -142,6 +145,11 @@ def command(
                         tally = entry[1][prompt_key] = PromptTally()
                     tally.add(float(reward), threshold)
                     non_binary += reward not in (0, 1)
+                    sample = record.get("sample_idx")
+                    if isinstance(sample, (int, str)):
+                        marker = (key, prompt_key, sample)
+                        duplicates += marker in seen_samples
+                        seen_samples.add(marker)
 
         null_k: dict[int, list[int]] = {}
         meta = run_meta(seed, bootstrap=bootstrap, threshold=threshold)
@@ -160,6 +168,10 @@ def command(
         for kk, mins in null_k.items():
             say(f"rlscale {NAME}: pass@{kk} is null in {len(mins)} group(s): some prompts have "
                 f"fewer than {kk} samples (fewest: {min(mins)})", quiet)
+        if duplicates:
+            say(f"rlscale {NAME}: warning: {duplicates} sample(s) repeat a (prompt_id, sample_idx) "
+                "already seen in their group; is the input doubled, or a --by field missing?",
+                quiet)
         if non_binary:
             say(f"rlscale {NAME}: note: {non_binary} reward(s) are not 0/1; pass@k counts reward > "
                 f"{threshold:g} as correct, mean_reward is the raw mean", quiet)
