@@ -2,8 +2,8 @@
 
 Sampling runs inside ``generate`` through :class:`RowSampler`, a logits processor that draws the
 next token of every row from that row's own ``torch.Generator`` (seeded per sample, see
-:func:`rlscale.core.sampling.sample_seed`) and hands ``generate`` a one-hot score, which its
-greedy step then picks. A row's tokens therefore depend only on its prompt and its seed, never
+:func:`rlscale.core.sampling.sample_seed`) and hands ``generate`` scores whose argmax is that
+token, which its greedy step then picks. A row's tokens therefore depend only on its prompt and its seed, never
 on which other rows share the batch. The draw is the one ``torch.multinomial`` makes for a single
 row (for one sample it takes ``argmax(p / q)`` with ``q ~ Exp(1)``, the exponential-race form of
 the Gumbel-max trick), so a sample equals ``torch.manual_seed(seed); model.generate(prompt,
@@ -166,11 +166,11 @@ class RowSampler:
             self.finished |= torch.isin(input_ids[:, -1], self.stop_ids)
         probs = torch.softmax(self.warpers(input_ids, scores), dim=-1)
         race = torch.ones_like(probs)
+        rows = race.unbind(0)
         for row in torch.nonzero(~self.finished).flatten().tolist():
-            race[row].exponential_(generator=self.generators[row])
-        chosen = torch.argmax(probs / race, dim=-1, keepdim=True)
-        one_hot = torch.full_like(scores, float("-inf"))
-        return one_hot.scatter_(1, chosen, 0.0)
+            rows[row].exponential_(generator=self.generators[row])
+        # generate's greedy step takes the argmax of what we return: the sampled token
+        return probs.div_(race)
 
 
 class HfRollout:
