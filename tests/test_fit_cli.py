@@ -286,3 +286,32 @@ def test_help_does_not_import_heavy_libraries():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def offset_power_law():
+    """A user's own law, loaded with --law tests.test_fit_cli:offset_power_law."""
+    from rlscale.core.laws.forms import Law, Param
+
+    return Law(name="offset-power", title="L = L_inf + A_g x^-alpha", citation="test",
+               params=(Param("L_inf", 0.0, 1.0, grid=(0.0, 0.3)),
+                       Param("alpha", 0.01, 3.0, grid=(0.2, 1.0)),
+                       Param("A", 0.0, 100.0, per_group=True, default=1.0)),
+               predict=lambda p, x, n: p["L_inf"] + p["A"] * x ** -p["alpha"],
+               numeric_groups=False, default_x="x", default_group="g")
+
+
+def test_a_users_own_law_fits_saves_and_reloads(tmp_path):
+    curves = [{"g": g, "x": float(x), "loss": 0.2 + a * x ** -0.5}
+              for g, a in (("small", 2.0), ("large", 1.0)) for x in range(1, 60)]
+    saved = tmp_path / "fit.json"
+    result = run_cli(["fit", "--law", "tests.test_fit_cli:offset_power_law", "-q",
+                      "--save", str(saved)], input=jsonl(curves))
+    assert result.exit_code == 0, result.stderr
+    [fit] = result.records
+    assert fit["law"] == "offset-power"
+    assert fit["params"]["L_inf"] == pytest.approx(0.2, abs=1e-6)
+    assert fit["params"]["alpha"] == pytest.approx(0.5, abs=1e-6)
+    assert fit["params"]["A"] == pytest.approx({"small": 2.0, "large": 1.0}, abs=1e-5)
+    again = run_cli(["fit", "--load", str(saved), "--predict", "-"],
+                    input=jsonl([{"g": "large", "x": 100.0}]))
+    assert again.records[0]["loss_pred"] == pytest.approx(0.2 + 1.0 / 10, abs=1e-6)

@@ -326,3 +326,12 @@ def test_released_fits_predict_the_measured_final_losses(k_max, n_0, e0, final):
                        {"K_max": k_max, "N_0": n_0, "E": np.array(e0)})
     predicted = fitted.predict(np.full(7, 53760.0), list(SIZES))
     assert np.max(np.abs(predicted - np.array(final))) < 0.03
+
+
+def test_size_labels_and_numbers_name_the_same_group():
+    records = [{"N": n, "step": s, "C": 1e18 * s, "loss": 0.9 / s ** 0.05}
+               for n in ("7B", 7e9) for s in (1, 2, 3)]
+    records += [{"N": 14e9, "step": s, "C": 2e18 * s, "loss": 0.8 / s ** 0.08} for s in (1, 2, 3)]
+    data = dataset_of(records)
+    assert data.keys == ["7B", "14000000000"]
+    assert data.points().n_runs.tolist() == [2, 2, 2, 1, 1, 1]

@@ -65,7 +65,8 @@ def _number(value: str, option: str) -> float:
 def command(
     inputs: InputsArg = None,
     law: Annotated[str, typer.Option("--law", help="saturating | loglinear | decomposition | "
-                                     "sigmoid | reuse | efficiency (k vs N).")
+                                     "sigmoid | reuse | efficiency (k vs N), or "
+                                     "module:function returning your own Law.")
                    ] = "saturating",
     x: Annotated[str | None, typer.Option("--x", help="x field (default: C; D for "
                                           "decomposition, step for reuse).")] = None,
@@ -158,7 +159,8 @@ def command(
         from rlscale.core.laws.pipeline import FitRequest, run_fit
 
         # ---- validate options before reading anything
-        _choice(law, "--law", LAW_NAMES)
+        if ":" not in law:  # module:function names a user's own law
+            _choice(law, "--law", LAW_NAMES)
         _choice(log_base, "--log-base", ("10", "e"))
         _choice(weights, "--weights", ("group-equal", "point"))
         _choice(bootstrap_by, "--bootstrap-by", ("auto", "runs", "points"))
@@ -254,6 +256,8 @@ def command(
                                                            total=n_bootstrap, quiet=quiet))
             fitted = outcome.fitted
             report = {**outcome.report, **run_meta(seed)}
+            if ":" in law:  # how --load finds a user's law again
+                report["law_factory"] = law
             for warning in report["warnings"]:
                 if warning["severity"] == "warning":
                     say(f"rlscale fit: warning: {warning['message']}", quiet)

@@ -259,6 +259,7 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
               "clipped": 0, "invalid": 0}
     by_curve: dict[tuple[str, str], list[tuple[float, float, float, str]]] = {}
     group_raw: dict[str, Any] = {}
+    size_keys: dict[float | None, str] = {}
     all_have_step = True
     for record, where in records:
         counts["records"] += 1
@@ -308,6 +309,8 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
             invalid(where, problem)
             continue
         key = group_key(raw_group)
+        if spec.numeric_groups:  # "7B" and 7e9 are the same model size: one group
+            key = size_keys.setdefault(parse_size(raw_group), key)
         group_raw.setdefault(key, raw_group)
         run = "" if not spec.run or record.get(spec.run) is None else str(record[spec.run])
         by_curve.setdefault((key, run), []).append((x, y, step if step is not None else x,

@@ -516,6 +516,17 @@ def efficiency_law() -> Law:
     )
 
 
+def _import_factory(spec: str) -> Callable[..., Law]:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load law {spec!r}: {exc}") from None
+
+
 LAWS: dict[str, Callable[..., Law]] = {
     "loglinear": loglinear_law,
     "saturating": saturating_law,
@@ -529,12 +540,26 @@ LAWS: dict[str, Callable[..., Law]] = {
 def get_law(name: str, **options: str) -> Law:
     """Build a law by name; options (e.g. ``intercept``) go to its factory.
 
+    ``name`` may also be ``package.module:factory``, a function returning a :class:`Law`, so a
+    user can fit their own law without changing rlscale.
+
     >>> get_law("saturating", intercept="loglinear-in-N").options
     {'intercept': 'loglinear-in-N'}
     """
-    if name not in LAWS:
-        raise ValueError(f"unknown law {name!r}; expected one of {', '.join(LAWS)}")
-    factory = LAWS[name]
+    if ":" in name:
+        factory = _import_factory(name)
+    elif name in LAWS:
+        factory = LAWS[name]
+    else:
+        raise ValueError(f"unknown law {name!r}; expected one of {', '.join(LAWS)} "
+                         f"or module:function")
+    if ":" in name:
+        options = {k: v for k, v in options.items() if v is not None and
+                   not (k == "intercept" and v == "per-group")}
+        law = factory(**options)
+        if not isinstance(law, Law):
+            raise ValueError(f"{name} did not return a Law")
+        return law
     options = {k: v for k, v in options.items() if v is not None}
     if name != "saturating" and options.get("intercept", "per-group") != "per-group":
         raise ValueError(f"--intercept applies only to --law saturating, not {name}")

@@ -221,7 +221,8 @@ def from_fit_json(obj: Mapping[str, Any]) -> tuple[FittedLaw, str]:
         if name not in obj:
             raise ValueError(f"not an rlscale fit: missing '{name}'")
     options = obj.get("law_options") or {}
-    law = get_law(str(obj["law"]), **{k: str(v) for k, v in options.items()})
+    law = get_law(str(obj.get("law_factory") or obj["law"]),
+                  **{k: str(v) for k, v in options.items()})
     groups = obj["groups"]
     if not isinstance(groups, Mapping):
         raise ValueError("not an rlscale fit: 'groups' must be an object")
