@@ -288,6 +288,16 @@ def test_verl_log_custom_holdout_source_and_default_run_id():
     assert result.records[6]["C"] == 6 * 1e9 * sum(FIXTURE_TOKENS.values())
 
 
+def test_verl_log_with_model_config():
+    nominal = run_cli(["flops", "--from-verl-log", LOG, "--model", QWEN7B])
+    assert {r["N"] for r in nominal.records} == {7e9}
+    assert "N = 7e+09 (nominal, size label in 'Qwen2.5-7B')" in nominal.stderr
+    counted = run_cli(["flops", "--from-verl-log", LOG, "--model", QWEN7B, "--n-def", "total",
+                       "--count", "rollout"])
+    assert counted.records[-1]["C"] == pytest.approx(
+        8 * 7_615_616_512 * sum(FIXTURE_TOKENS.values()), rel=1e-12)
+
+
 def test_verl_log_weighted_sources():
     result = run_cli(["flops", "--from-verl-log", LOG, "--n-params", "1e9", "--holdout-source",
                       "math__merged_deduped_dapo_or1_dataset=1", "--holdout-source",
