@@ -43,6 +43,8 @@ from rlscale.core.grading.normalize import hendrycks_normalize, normalize_answer
     ("$\\frac{3}{4}$", "\\frac{3}{4}"),
     ("18 dollars", "18"),
     ("a \\leftarrow b", "a\\leftarrowb"),  # \left must not eat \leftarrow
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),  # rows kept
+    ("5\\ \\text{cm}", "5"),
 ])
 def test_normalize_answer(raw, expected):
     assert normalize_answer(raw) == expected
@@ -170,6 +172,10 @@ def test_to_sympy_xor_and_refusals():
     ("(1,2)", "[1,2)", None),
     ("x^2+1", "1+x^2", True),
     ("\\frac{\\pi}{2}", "1.5707963", None),
+    ("\\text{ellipse}", "\\text{circle}", False),
+    ("\\text{east}", "seat", None),          # anagrams: Math-Verify multiplies letters
+    ("1\\pm\\sqrt{2}", "3", False),         # two values are never one number
+    ("(0,9)\\cup(9,36)", "9", False),
 ])
 def test_fast_equal(gold, pred, expected):
     assert fast_equal(normalize_answer(gold), normalize_answer(pred)) is expected

@@ -90,12 +90,14 @@ class Grader:
 
     ``workers``: processes for the slow path (0: all cores). ``timeout``: seconds per item.
     ``prestart``: begin loading SymPy/Math-Verify in the fork server right away, in the
-    background, instead of at the first item that needs them. Use as a context manager, or
-    call :meth:`close`.
+    background, instead of at the first item that needs them; ``prestart_after``: do so once a
+    stream reaches that many items (short streams often never need the pool). Use as a
+    context manager, or call :meth:`close`.
     """
 
     def __init__(self, config: GraderConfig = GraderConfig(), workers: int = 0,
-                 timeout: float = 2.0, window: int | None = None, prestart: bool = False):
+                 timeout: float = 2.0, window: int | None = None, prestart: bool = False,
+                 prestart_after: int | None = 256):
         self.config = config
         self.workers = workers if workers > 0 else available_cores()
         self.timeout = timeout
@@ -104,6 +106,7 @@ class Grader:
         if prestart:
             self.pool.prepare()
         self.counts = {"quick": 0, "pool": 0}
+        self.prestart_after = prestart_after
 
     def grade(self, task: GradeTask) -> GradeResult:
         """Grade one item (blocking, bounded by ``timeout``)."""
@@ -127,6 +130,8 @@ class Grader:
                 yield key, result  # type: ignore[misc]
 
         for index, (key, task) in enumerate(items):
+            if index == self.prestart_after:
+                self.pool.prepare()  # a long stream will need the pool: warm it in the background
             try:
                 result = quick(task, self.config)
             except Exception:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -155,7 +156,8 @@ def _scalar_equal(gold: str, pred: str) -> bool | None:
     return _values_equal(gold_value, pred_value)  # type: ignore[arg-type]
 
 
-_COMPOUND = ("\\cup", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
+_COMPOUND = ("\\cup", "\\pm", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
+_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def _is_plain_number(text: str) -> bool:
@@ -173,6 +175,10 @@ def fast_equal(gold: str, pred: str) -> bool | None:
     gold_compound = bool(gold_structure) or any(marker in gold for marker in _COMPOUND)
     if gold_compound and not pred_structure and _is_plain_number(pred):
         return False  # a tuple, interval, set, union or matrix is never a single number
+    gold_word, pred_word = gold.strip("()"), pred.strip("()")
+    if (_WORD.fullmatch(gold_word) and _WORD.fullmatch(pred_word)
+            and sorted(gold_word.lower()) != sorted(pred_word.lower())):
+        return False  # different words (Math-Verify reads words as products of letters)
     if gold_structure or pred_structure:
         if not (gold_structure and pred_structure):
             return None

@@ -51,13 +51,14 @@ def normalize_answer(answer: str) -> str:
     '(3,\\\\frac{\\\\pi}{2})'
     """
     text = strip_math_delimiters(answer)
-    text = text.replace("\n", " ").replace("\\\\", "\\").replace("\\$", "").replace("$", "")
+    # (``\\`` stays: it separates matrix rows)
+    text = text.replace("\n", " ").replace("\\$", "").replace("$", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\%", "%")
     if "\\" in text:
         text = re.sub(r",\\!\s*", "{,}", text)  # "11,\! 111" is a thousands separator
         text = _SPACING_RE.sub("", text)
-    text = text.replace("\\ ", " ").replace("~", " ")
+    text = re.sub(r"(?<!\\)\\ ", " ", text).replace("~", " ")  # "\ " is a space, "\\ " is not
     text = _DEGREES.sub("", text)
     text = text.rstrip(" .")
     # drop a simple left-hand side: "x = 5" -> "5", "f(x) = 2x" -> "2x"
