@@ -183,3 +183,13 @@ def test_every_law_is_declared_with_citation_bounds_and_a_predict_function():
         get_law("chinchilla")
     with pytest.raises(ValueError, match="--intercept applies only"):
         get_law("loglinear", intercept="saturating")
+
+
+@pytest.mark.parametrize("module", ["data", "fit", "forms", "model", "synthetic", "uncertainty"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"rlscale.core.laws.{module}")
+    failures, tried = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0

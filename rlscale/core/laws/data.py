@@ -28,11 +28,17 @@ _SIZE_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
 
 
+_NAME_SIZE_RE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)([kKmMbBtT])(?![A-Za-z0-9])")
+
+
 def parse_size(value: Any) -> float | None:
-    """Numeric value of a group field: numbers as is, labels such as ``7B`` or ``500M`` scaled.
+    """Numeric value of a group field: numbers as is, labels such as ``7B`` or ``500M`` scaled,
+    and model names with exactly one size token (``Qwen2.5-7B-Instruct``).
 
     >>> parse_size(7e9), parse_size("0.5B"), parse_size("70m"), parse_size("7e9"), parse_size("x")
     (7000000000.0, 500000000.0, 70000000.0, 7000000000.0, None)
+    >>> parse_size("Qwen2.5-0.5B-Instruct"), parse_size("Qwen3-30B-A3B"), parse_size("Qwen2.5")
+    (500000000.0, 30000000000.0, None)
     """
     if isinstance(value, bool):
         return None
@@ -43,6 +49,10 @@ def parse_size(value: Any) -> float | None:
         if match:
             number = float(match.group(1))
             return number * _SIZE_SUFFIX.get(match.group(2).lower(), 1.0)
+        tokens = _NAME_SIZE_RE.findall(value)
+        if len(tokens) == 1:
+            number, suffix = tokens[0]
+            return float(number) * _SIZE_SUFFIX[suffix.lower()]
     return None
 
 
