@@ -135,8 +135,8 @@ def test_nominal_from_model_prefers_the_name_then_rounds_the_total(tmp_path):
     snapshot = tmp_path / "models--Qwen--Qwen2.5-14B" / "snapshots" / "0123abcd"
     snapshot.mkdir(parents=True)
     assert nominal_from_model(str(snapshot / "config.json"), {}, 1)[0] == 14e9
-    plain = tmp_path / "checkpoint"
-    plain.mkdir()
+    plain = tmp_path / "runs-7B" / "checkpoint"  # a parent's name is not the model's
+    plain.mkdir(parents=True)
     assert nominal_from_model(str(plain), {"_name_or_path": "Qwen/Qwen2.5-3B"}, 1)[0] == 3e9
     n, how = nominal_from_model(str(plain), {}, 7615616512)
     assert n == 7.6e9 and how.startswith("no size label")

@@ -193,17 +193,21 @@ def round_significant(value: float, digits: int = 2) -> float:
 def nominal_from_model(model_path: str, config: Mapping[str, Any], total: int) -> tuple[float, str]:
     """The nominal N of a model given only its config: the size label in its name, else total.
 
-    Looks for a label like ``7B`` in the model path (the directory, then its parents, which
-    also covers the Hugging Face cache layout ``models--Qwen--Qwen2.5-7B/snapshots/<hash>``),
-    then in the config's ``_name_or_path``. Without a label, falls back to the total count
+    Looks for a label like ``7B`` in the model directory's name (for the Hugging Face cache
+    layout ``models--Qwen--Qwen2.5-7B/snapshots/<hash>``, in the ``models--`` directory), then
+    in the config's ``_name_or_path``. Other parent directories are not searched: a name like
+    ``runs/exp-2b/...`` says nothing about the model. Without a label, falls back to the total count
     rounded to two significant figures (7.62e9 -> 7.6e9): a size label is a naming convention,
     not a function of the architecture. Returns (N, how it was found).
     """
     path = os.path.abspath(model_path)
     if not os.path.isdir(path):
         path = os.path.dirname(path)
-    parts = path.split(os.sep)
-    for part in reversed(parts):
+    candidates = [os.path.basename(path)]
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) == "snapshots":
+        candidates.append(os.path.basename(os.path.dirname(parent)))
+    for part in candidates:
         label = size_label(part.replace("--", "/"))
         if label is not None:
             return label, f"size label in '{part}'"
