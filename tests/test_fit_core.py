@@ -335,3 +335,18 @@ def test_size_labels_and_numbers_name_the_same_group():
     data = dataset_of(records)
     assert data.keys == ["7B", "14000000000"]
     assert data.points().n_runs.tolist() == [2, 2, 2, 1, 1, 1]
+
+
+def test_information_criteria_prefer_the_shared_law_on_data_it_generated():
+    from rlscale.core.laws.fit import fit_metrics
+
+    data = dataset_of(paper_base_c_records(13))
+    arrays = arrays_of(data)
+    shared = fit_law(get_law("saturating"), arrays)
+    free = fit_law(get_law("loglinear"), arrays)
+    m_shared = fit_metrics(shared, arrays, data.keys)
+    m_free = fit_metrics(free, arrays, data.keys)
+    assert m_shared["n_params"] == 9 and m_free["n_params"] == 14
+    assert m_shared["aic"] == pytest.approx(735 * math.log(shared.objective) + 2 * 9)
+    assert m_shared["bic"] < m_free["bic"]
+    assert free.objective <= shared.objective  # the free law nests the shared one

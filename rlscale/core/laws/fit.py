@@ -501,6 +501,12 @@ def fit_metrics(result: FitResult, arrays: FitArrays, keys: Sequence[str]) -> di
     out["objective"] = result.objective
     out["n_params"] = result.layout.size
     out["n_groups"] = arrays.n_groups
+    # Information criteria for comparing laws fitted to the same points in the same space
+    # (Gaussian errors with the fit's weights; meaningless across spaces or data sets).
+    n, k = len(arrays.y), result.layout.size
+    if result.options.huber is None and result.objective > 0 and n > 0:
+        out["aic"] = n * math.log(result.objective) + 2 * k
+        out["bic"] = n * math.log(result.objective) + k * math.log(n)
     return out
 
 

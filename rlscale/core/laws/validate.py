@@ -128,6 +128,10 @@ def holdout_report(fitted: FittedLaw, dataset: Dataset, holdout: Sequence[int],
             entry["pure"] = {**_metrics(y, pure, key, options),
                              "params": _params_report(fitted, fitted.group_values_for(
                                  fitted.values, key), key, options.log_factor)}
+            interval = fitted.predict_interval(x, [key] * len(x))
+            if interval is not None:  # how often the bootstrap band holds the held-out data
+                entry["pure"]["interval_coverage"] = float(np.mean(
+                    (y >= interval[0]) & (y <= interval[1])))
         except ValueError as exc:
             entry["pure"] = {"available": False, "reason": str(exc)}
         calib = calibrate_group(fitted, key, x, y, float(dataset.n_values[g]), options)
