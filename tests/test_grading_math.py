@@ -232,3 +232,18 @@ def test_fast_path_is_symmetric_on_numbers(a, b):
 def test_integer_answers_graded_exactly(a, b):
     result = quick_grade(f"\\boxed{{{a}}}", str(b))
     assert result.reward == (1.0 if a == b else 0.0)
+
+
+@pytest.mark.parametrize("a, b", [
+    ("\\frac{1}{2}", "0.5"),
+    ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("(1,2)", "(1, 2)"),
+    ("\\{1,2\\}", "\\{2,1\\}"),
+    ("x^2-1", "(x-1)(x+1)"),
+    ("5", "6"),
+    ("[1,2)", "(1,2)"),
+])
+def test_full_grade_is_symmetric(a, b):
+    forward = full_grade(f"\\boxed{{{a}}}", b).reward
+    backward = full_grade(f"\\boxed{{{b}}}", a).reward
+    assert forward == backward
