@@ -91,7 +91,8 @@ def wrong(answer: str, rng: random.Random) -> str:
     """A clearly different answer."""
     if _is_int(answer):
         value = int(answer)
-        return str(rng.choice([value + 1, value - 1, 2 * value + 3, -value - 7]))
+        return str(rng.choice([v for v in (value + 1, value - 1, 2 * value + 3, -value - 7)
+                               if v != value]))
     fraction = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", answer)
     if fraction:
         sign, numerator, denominator = fraction.groups()
