@@ -229,3 +229,19 @@ def test_doctests():
 
     result = doctest.testmod(vllm_rollout)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_optional_keys_unknown_to_an_older_vllm_are_dropped(tiny_checkpoint, tokenizer):
+    class OldSamplingParams:  # a vLLM without detokenize / min_p
+        def __init__(self, n=1, seed=None, temperature=1.0, top_p=1.0, top_k=-1,
+                     max_tokens=16, stop_token_ids=None, repetition_penalty=1.0,
+                     presence_penalty=0.0, frequency_penalty=0.0, ignore_eos=False):
+            self.kwargs = dict(n=n, seed=seed, max_tokens=max_tokens,
+                               stop_token_ids=stop_token_ids)
+
+    old = SimpleNamespace(LLM=FakeLLM, SamplingParams=OldSamplingParams,
+                          LoRARequest=FakeLoRARequest)
+    params = SamplingParams(n=2, max_tokens=5, seed=4)
+    engine = VllmRollout(tiny_checkpoint, params, vllm=old, tokenizer=tokenizer)
+    outputs = engine.generate([SampleRequest((1, 2), 0, 40), SampleRequest((1, 2), 1, 41)])
+    assert [len(o.completion_ids) <= 5 for o in outputs] == [True, True]

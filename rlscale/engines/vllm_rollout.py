@@ -182,6 +182,7 @@ class VllmRollout:
         self.lora_request = (self.vllm.LoRARequest(LORA_NAME, 1, os.path.abspath(lora))
                              if lora is not None else None)
         self.context_length = _max_model_len(self.llm)
+        self._sampling_fields: frozenset[str] | None = None
 
     def encode_prompt(self, prompt):
         return self.encoder(prompt)
@@ -197,8 +198,8 @@ class VllmRollout:
         if not grouped:
             return []
         prompts = [{"prompt_token_ids": list(r.prompt_ids)} for r in grouped]
-        sampling = [self.vllm.SamplingParams(**sampling_kwargs(self.params, r, self._stop_ids))
-                    for r in grouped]
+        sampling = [self.vllm.SamplingParams(**self._supported(
+            sampling_kwargs(self.params, r, self._stop_ids))) for r in grouped]
         results = self.llm.generate(prompts, sampling, lora_request=self.lora_request,
                                     use_tqdm=False)
         if len(results) != len(grouped):
@@ -211,6 +212,40 @@ class VllmRollout:
                                    f"with n={request.n}")
             outputs.extend(convert_output(c, self.params.max_tokens) for c in completions)
         return outputs
+
+
+    def _supported(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Drop pinned-to-default keys this vLLM version's ``SamplingParams`` does not know.
+
+        The keys that define the samples (n, seed, temperature, top_p, top_k, max_tokens,
+        stop_token_ids) are always passed, so an incompatible vLLM fails loudly instead.
+        """
+        if self._sampling_fields is None:
+            self._sampling_fields = accepted_fields(self.vllm.SamplingParams)
+        if not self._sampling_fields:
+            return kwargs
+        return {k: v for k, v in kwargs.items()
+                if k in self._sampling_fields or k not in OPTIONAL_SAMPLING_KEYS}
+
+
+OPTIONAL_SAMPLING_KEYS = frozenset({"min_p", "repetition_penalty", "presence_penalty",
+                                    "frequency_penalty", "ignore_eos", "detokenize"})
+
+
+def accepted_fields(cls) -> frozenset[str]:
+    """Field names a class accepts (msgspec struct or plain signature); empty = accepts any."""
+    fields = getattr(cls, "__struct_fields__", None)
+    if fields:
+        return frozenset(fields)
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return frozenset()
+    return frozenset(p.name for p in parameters)
 
 
 def _max_model_len(llm) -> int | None:
