@@ -7,6 +7,8 @@ import math
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlscale.core.jsonl import Where
 from rlscale.core.laws.data import DataSpec, build_dataset
@@ -350,3 +352,17 @@ def test_information_criteria_prefer_the_shared_law_on_data_it_generated():
     assert m_shared["aic"] == pytest.approx(735 * math.log(shared.objective) + 2 * 9)
     assert m_shared["bic"] < m_free["bic"]
     assert free.objective <= shared.objective  # the free law nests the shared one
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), runs=st.integers(1, 3), clip=st.integers(0, 2))
+def test_record_order_does_not_change_the_points(seed, runs, clip):
+    rng = np.random.default_rng(seed)
+    records = [{"run_id": f"r{r}", "N": n, "step": s, "C": n * s, "loss": float(rng.uniform(0.1, 1))}
+               for r in range(runs) for n in (1e9, 5e9) for s in range(1, 8)]
+    shuffled = [records[i] for i in rng.permutation(len(records))]
+    a = dataset_of(records, warmup_clip=clip).points()
+    b = dataset_of(shuffled, warmup_clip=clip).points()
+    for name in ("x", "y", "gidx", "align", "n_runs"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12)
+    assert len(a.x) == 2 * (7 - clip)

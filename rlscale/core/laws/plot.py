@@ -73,7 +73,8 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
         if interval is not None:
             ax.fill_between(grid, interval[0], interval[1], color=color, alpha=0.15, lw=0)
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    # pass rates (sigmoid) and slopes (efficiency) read better on a linear y axis
+    ax.set_yscale("linear" if fitted.law.name in ("sigmoid", "efficiency") else "log")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(True, which="both", alpha=0.25)
