@@ -19,7 +19,6 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
@@ -32,16 +31,24 @@ STDIN = "-"
 FIELD_KINDS = ("str", "number", "int", "bool", "list", "dict", "any", "str|number")
 
 
-@dataclass(frozen=True)
 class Where:
-    """Location of a record: source name, 1-based line number and the raw line bytes."""
+    """Location of a record: source name, 1-based line number and the raw line bytes.
 
-    source: str
-    line: int
-    raw: bytes = b""
+    A slotted class rather than a dataclass: one is made per input line, on the hot path.
+    """
+
+    __slots__ = ("source", "line", "raw")
+
+    def __init__(self, source: str, line: int, raw: bytes = b""):
+        self.source = source
+        self.line = line
+        self.raw = raw
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}"
+
+    def __repr__(self) -> str:
+        return f"Where({self.source!r}, {self.line})"
 
 
 def _kind_ok(value: Any, kind: str) -> bool:
@@ -129,7 +136,7 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         msg = str(exc).split(": line ")[0]
         raise ValueError(f"invalid JSON: {msg}") from None
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise ValueError(f"expected a JSON object, got {_type_name(value)}")
     return value
 
@@ -173,6 +180,7 @@ class RecordReader:
             self.rejects.write(where.raw.rstrip(b"\r\n") + b"\n")
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], Where]]:
+        checked = bool(self.required or self.optional)
         for path in self.inputs:
             source = "<stdin>" if path == STDIN else path
             handle = _open_binary(path)
@@ -183,7 +191,8 @@ class RecordReader:
                     where = Where(source, line_no, raw)
                     try:
                         record = parse_line(raw)
-                        check_fields(record, self.required, self.optional)
+                        if checked:
+                            check_fields(record, self.required, self.optional)
                     except ValueError as exc:
                         self.invalid(where, str(exc))
                         continue
