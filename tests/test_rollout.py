@@ -352,3 +352,25 @@ def test_subprocess_pipe_streams_and_keeps_stderr_clean(tiny_checkpoint):
                     input=jsonl(PROBLEMS[:1]))
     assert quiet.exit_code == 2
     assert quiet.stderr.startswith("rlscale rollout: --backend vllm: vLLM is not installed")
+
+
+def test_verl_rows_get_curates_ids_and_keep_every_column(capsys, stop_checkpoint, tmp_path,
+                                                         engine_for):
+    """Real rows of the paper's training parquet (as JSONL): chat-message prompts, no prompt_id."""
+    source = os.path.join(os.path.dirname(__file__), "data", "rollout_verl_rows.jsonl")
+    rows = read_jsonl(source)
+    out_path = str(tmp_path / "out.jsonl")
+    code, _, err = cli(capsys, source, "--model", stop_checkpoint, "-n", "2", "--max-tokens", "6",
+                       "--backend", "hf", "-o", out_path)
+    assert code == 0, err
+    records = read_jsonl(out_path)
+    assert [r["prompt_id"] for r in records[::2]] == \
+        [f"{row['data_source']}#{row['extra_info']['index']}" for row in rows]
+    tokenizer = engine_for(SamplingParams(max_tokens=4)).tokenizer
+    for record, row in zip(records[::2], rows, strict=True):
+        assert {k: record[k] for k in row} == row  # every column passes through unchanged
+        text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True,
+                                             tokenize=False)
+        assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                               "<|im_start|>user\nYou are a knowledgeable math assistant.")
+        assert record["prompt_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]

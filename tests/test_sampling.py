@@ -366,6 +366,14 @@ def test_missing_prompt_id_is_derived_from_the_prompt():
     assert {r["prompt_id"] for r in out} == {derive_prompt_id(prompt)}
 
 
+def test_verl_rows_without_prompt_id_get_curates_id():
+    row = {"data_source": "math__deepscaler_preview", "extra_info": {"index": 13},
+           "prompt": [{"role": "user", "content": "Q"}]}
+    out, _ = run([row, dict(row, extra_info={"index": True})])
+    assert [r["prompt_id"] for r in out[::3]] == [
+        "math__deepscaler_preview#13", derive_prompt_id([{"role": "user", "content": "Q"}])]
+
+
 def test_plan_stats_count_skips():
     stats = PlanStats()
     state = ResumeState(seed=0, sampling={})

@@ -95,7 +95,7 @@ def id_key(prompt_id: str | int | float) -> str:
 
 
 def derive_prompt_id(prompt: str | list[dict[str, str]]) -> str:
-    """Stable id for a record without ``prompt_id``: 16 hex digits of SHA-256 of the prompt.
+    """Stable id for a prompt: 16 hex digits of SHA-256 of the prompt.
 
     The prompt is hashed as compact JSON with sorted keys, so a string prompt and the same text
     as a chat message list get different ids (they render differently).
@@ -105,6 +105,25 @@ def derive_prompt_id(prompt: str | list[dict[str, str]]) -> str:
     """
     canonical = orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def default_prompt_id(record: Mapping[str, Any], prompt: str | list[dict[str, str]]) -> str:
+    """The ``prompt_id`` of a record that has none, chosen the way ``rlscale curate`` chooses it.
+
+    A VeRL row (``data_source`` and an integer ``extra_info.index``, paper-method.md §5.1) gets
+    ``"<data_source>#<index>"``, the id ``curate`` gives the same row; anything else gets
+    :func:`derive_prompt_id` of its prompt.
+
+    >>> default_prompt_id({"data_source": "math__x", "extra_info": {"index": 13}}, "Q")
+    'math__x#13'
+    """
+    extra = record.get("extra_info")
+    source = record.get("data_source")
+    if isinstance(extra, Mapping) and isinstance(source, str) and source:
+        index = extra.get("index")
+        if isinstance(index, int) and not isinstance(index, bool):
+            return f"{source}#{index}"
+    return derive_prompt_id(prompt)
 
 
 def prompt_seed(seed: int, prompt_id: str | int | float) -> int:
@@ -412,7 +431,7 @@ def plan_problems(
         try:
             if prompt_id is None:
                 prompt = check_prompt(record.get("prompt"))
-                prompt_id = derive_prompt_id(prompt)
+                prompt_id = default_prompt_id(record, prompt)
             elif not isinstance(prompt_id, (str, int, float)) or isinstance(prompt_id, bool):
                 raise ValueError(f"field 'prompt_id' must be a string or a number, got "
                                  f"{_type_name(prompt_id)}")
