@@ -193,7 +193,7 @@ BAD_INPUTS = [
      "<stdin>:2: field 'loss' must be > 0 to take its logarithm, got 0 (use --space linear, or "
      "drop the point with --where)"),
     ('{"N":7e9,"C":1e18,"loss":NaN}\n',
-     "<stdin>:1: invalid JSON: unexpected character, expected a JSON value"),
+     "<stdin>:1: invalid JSON: NaN/Infinity are not JSON numbers (write null or drop the record)"),
     ('{"N":7e9,"C":1e18,"loss":null}\n', "<stdin>:1: field 'loss' is null, expected a number"),
     ('{"N":7e9,"C":1e18,"loss":"0.5"}\n',
      "<stdin>:1: field 'loss' must be a number, got string \"0.5\""),

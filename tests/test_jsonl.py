@@ -41,13 +41,14 @@ def test_reads_several_files_in_order_and_gzip(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b"{not json}", "invalid JSON: key must be a string"),
+        (b"{not json}", "invalid JSON: unexpected character, expected a string key"),
         (b"[1, 2]", "expected a JSON object, got array"),
         (b"42", "expected a JSON object, got integer"),
         (b"null", "expected a JSON object, got null"),
-        (b'{"x": NaN}', "invalid JSON: unexpected character"),
+        (b'{"x": NaN}', "invalid JSON: NaN/Infinity are not JSON numbers (write null or drop the record)"),
+        (b'{"x": -Infinity}', "invalid JSON: NaN/Infinity are not JSON numbers (write null or drop the record)"),
         (b'{"x": 1e999}', "invalid JSON: number is infinity when parsed as double"),
-        (b'\xff\xfe{"x": 1}', "invalid JSON: str is not valid UTF-8: surrogates not allowed"),
+        (b'\xff\xfe{"x": 1}', "invalid JSON: str is not valid UTF-8"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, line, message):
@@ -56,7 +57,7 @@ def test_bad_lines_name_file_and_line(tmp_path, line, message):
         list(RecordReader([path], required={"x": "number"}))
     assert info.value.line == 2
     assert str(info.value).startswith(f"{path}:2: ")
-    assert info.value.message.split(":")[0] == message.split(":")[0]
+    assert info.value.message.startswith(message)
 
 
 @pytest.mark.parametrize(

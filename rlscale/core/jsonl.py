@@ -134,6 +134,9 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if b"NaN" in raw or b"Infinity" in raw:
+            raise ValueError("invalid JSON: NaN/Infinity are not JSON numbers "
+                             "(write null or drop the record)") from None
         msg = str(exc).split(": line ")[0]
         raise ValueError(f"invalid JSON: {msg}") from None
     if type(value) is not dict:
