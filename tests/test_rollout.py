@@ -374,3 +374,17 @@ def test_verl_rows_get_curates_ids_and_keep_every_column(capsys, stop_checkpoint
         assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
                                "<|im_start|>user\nYou are a knowledgeable math assistant.")
         assert record["prompt_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_cli_shard_and_greedy_warning(capsys, stop_checkpoint, problems_file, tmp_path):
+    out_path = str(tmp_path / "out.jsonl")
+    code, _, err = cli(capsys, problems_file, "--model", stop_checkpoint, "-n", "2",
+                       "--temperature", "0", "--max-tokens", "3", "--shard", "1/2", "--backend",
+                       "hf", "-o", out_path)
+    assert code == 0
+    assert err.splitlines()[0] == ("rlscale rollout: warning: --temperature 0 is greedy decoding; "
+                                   "the 2 samples of each problem will be identical")
+    records = read_jsonl(out_path)
+    assert [(r["prompt_id"], r["sample_idx"]) for r in records] == \
+        [("p1", 0), ("p1", 1), ("p3", 0), ("p3", 1)]
+    assert records[0]["completion_ids"] == records[1]["completion_ids"]

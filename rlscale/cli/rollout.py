@@ -129,6 +129,9 @@ def command(
             raise UsageError(f"{flag} needs --backend vllm")
         if chosen == "vllm" and device != "auto":
             raise UsageError("--device is for --backend hf; vLLM places the model itself")
+        if params.greedy and n > 1:
+            say(f"rlscale rollout: warning: --temperature 0 is greedy decoding; the {n} samples "
+                "of each problem will be identical", quiet)
         warn_if_waiting_on_tty(inputs, quiet)
 
         resume_state = _load_resume(output, params, quiet) if resume else None

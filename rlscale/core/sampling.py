@@ -423,7 +423,7 @@ def plan_problems(
             are refused (VeRL filters them too, ``filter_overlong_prompts``).
     """
     stats = stats if stats is not None else PlanStats()
-    first_seen: dict[str, Any] = {}
+    first_seen: dict[str, str] = {}
     for position, (record, where) in enumerate(records):
         stats.read += 1
         in_shard = shard.selects(position)
@@ -449,7 +449,7 @@ def plan_problems(
                 invalid(where, f"duplicate prompt_id {key} (first at {first_seen[key]}); give "
                         "every problem its own prompt_id")
             continue
-        first_seen[key] = where
+        first_seen[key] = str(where)  # not the Where itself: it holds the raw line
         if not in_shard:
             continue
         stats.in_shard += 1
