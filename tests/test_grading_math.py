@@ -247,3 +247,21 @@ def test_full_grade_is_symmetric(a, b):
     forward = full_grade(f"\\boxed{{{a}}}", b).reward
     backward = full_grade(f"\\boxed{{{b}}}", a).reward
     assert forward == backward
+
+
+@pytest.mark.parametrize("response, verdict", [
+    ("\\boxed{1" + " " * 3990 + "x}", "wrong"),
+    ("\\boxed{" + "1," * 1990 + "}", "wrong"),
+    ("\\boxed{" + "{" * 1990 + "1" + "}" * 1990 + "}", "wrong"),
+    ("\\boxed{" + "2^" * 1000 + "2}", "wrong"),
+    ("x" * 100_000 + "\\boxed{" + "9" * 100_000 + "}", "wrong"),
+    ("\\boxed{" + "\\text{a " * 500 + "}", "no_answer"),   # the box never closes
+])
+def test_pathological_answers_get_a_fast_verdict(response, verdict):
+    assert quick_grade(response, "5").verdict == verdict
+
+
+@given(st.text(max_size=300), st.text(max_size=30))
+def test_quick_grade_never_raises(response, answer):
+    result = quick_grade(response, answer)
+    assert result is None or result.verdict in ("correct", "wrong", "no_answer")

@@ -24,6 +24,7 @@ _TEXT_UNIT = re.compile(
     r"\\(?:text|mbox|mathrm|textrm|textnormal|operatorname)\s*\{\s*([A-Za-z][A-Za-z .]*)\}"
     r"(?:\s*\^\s*\{?[23]\}?)?\s*$")
 _TEXT_WRAP = re.compile(r"\\(?:text|mbox|mathrm|textrm|textnormal|textbf|mathbf)\s*\{([^{}]*)\}")
+_WHITESPACE = re.compile(r"\s+")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SIMPLE_LHS = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z]\))?\s*=(?!=)")
 _UNIT_WORDS = re.compile(
@@ -50,7 +51,8 @@ def normalize_answer(answer: str) -> str:
     >>> normalize_answer("\\\\left( 3, \\\\frac{\\\\pi}{2} \\\\right)")
     '(3,\\\\frac{\\\\pi}{2})'
     """
-    text = strip_math_delimiters(answer)
+    # one space per whitespace run first: keeps every later regex linear in the length
+    text = strip_math_delimiters(_WHITESPACE.sub(" ", answer))
     # (``\\`` stays: it separates matrix rows)
     text = text.replace("\n", " ").replace("\\$", "").replace("$", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
@@ -69,7 +71,8 @@ def normalize_answer(answer: str) -> str:
     text = _TEXT_WRAP.sub(r"\1", text)
     text = text.strip()
     if re.search(r"\d", text):
-        text = _UNIT_WORDS.sub("", text)
+        head, tail = text[:-40], text[-40:]  # a unit is a short word at the very end
+        text = head + _UNIT_WORDS.sub("", tail)
     # "1,000" and "1{,}000" are thousands; "5, 600" is a list of two numbers
     list_like = re.search(r",\s", text) is not None
     text = text.replace("{,}", ",").replace(" ", "")
