@@ -245,3 +245,40 @@ def test_optional_keys_unknown_to_an_older_vllm_are_dropped(tiny_checkpoint, tok
     engine = VllmRollout(tiny_checkpoint, params, vllm=old, tokenizer=tokenizer)
     outputs = engine.generate([SampleRequest((1, 2), 0, 40), SampleRequest((1, 2), 1, 41)])
     assert [len(o.completion_ids) <= 5 for o in outputs] == [True, True]
+
+
+def test_cli_hands_its_flags_to_vllm(monkeypatch, capsys, tiny_checkpoint, adapter, tmp_path):
+    """The command line with --backend vllm, with the fake module standing in for vLLM."""
+    from rlscale.cli import rollout as rollout_cli
+    from rlscale.cli.app import main
+    from rlscale.engines import vllm_rollout
+
+    monkeypatch.setattr(rollout_cli, "_choose_backend", lambda requested: "vllm")
+    monkeypatch.setattr(vllm_rollout, "import_vllm", lambda: FAKE_VLLM)
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    out = tmp_path / "out.jsonl"
+    code = main(["rollout", str(problems), "--model", tiny_checkpoint, "--backend", "vllm",
+                 "-n", "2", "--max-tokens", "9", "--seed", "3", "--tensor-parallel-size", "2",
+                 "--lora", adapter, "--vllm-arg", "max_model_len=256", "--vllm-arg",
+                 "gpu_memory_utilization=0.5", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    llm = FakeLLM.instances[-1]
+    assert {k: llm.kwargs[k] for k in ("tensor_parallel_size", "seed", "enable_lora",
+                                       "max_model_len", "gpu_memory_utilization")} == \
+        {"tensor_parallel_size": 2, "seed": 3, "enable_lora": True, "max_model_len": 256,
+         "gpu_memory_utilization": 0.5}
+    [(_, sampling, lora_request, _)] = llm.calls
+    assert [s.kwargs["n"] for s in sampling] == [2, 2, 2]
+    assert lora_request.args[2] == os.path.abspath(adapter)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 6 and records[0]["sampling"]["backend"] == "vllm"
+    assert records[0]["sampling"]["lora"] == adapter
+    assert err.startswith("rlscale rollout: 3 problems, 6 samples, ") and "vllm)" in err
+
+    code = main(["rollout", str(problems), "--model", tiny_checkpoint, "--backend", "vllm",
+                 "--device", "cuda"])
+    assert code == 2
+    assert capsys.readouterr().err == ("rlscale rollout: --device is for --backend hf; vLLM places "
+                                       "the model itself\n")
