@@ -34,3 +34,19 @@ def test_math_grader_by_environment(monkeypatch):
     monkeypatch.setenv("RLSCALE_GRADER", "math")
     # the math grader has no percent leniency
     assert compute_score("math__math", "\\boxed{0.5}", "50")["score"] == 0.0
+
+
+def test_a_hung_item_scores_zero_and_the_next_call_works(monkeypatch):
+    from rlscale.integrations import verl
+
+    hangs = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+    monkeypatch.setenv("RLSCALE_GRADER", "math")
+    monkeypatch.setenv("RLSCALE_REWARD_TIMEOUT", "0.5")
+    verl._close_all()  # pick up the new limit
+    try:
+        assert compute_score("math__math", hangs, "\\cos(x)^{77}") == {
+            "score": 0.0, "acc": False, "pred": hangs[7:-1]}
+        assert compute_score("math__math", "\\boxed{[1,2)}", "(1,2)")["score"] == 0.0
+        assert compute_score("math__math", "\\boxed{\\{1,2\\}}", "\\{2,1\\}")["score"] == 1.0
+    finally:
+        verl._close_all()
