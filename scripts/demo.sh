@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# rlscale micro scaling study: the whole method of Tan et al. (2025) end to end on CPU, built
+# only from rlscale's own subcommands in shell pipelines.
+#
+#   1. a synthetic arithmetic task, generated in code; difficulty = pass rate of a reference model
+#      (rlscale rollout | rlscale reward), curated into an easy->hard curriculum and a stratified
+#      held-out split with `rlscale curate`;
+#   2. tiny Qwen2 base models of 4 sizes, briefly pretrained on the task text;
+#   3. per size, GRPO steps of `rlscale rollout | rlscale reward | rlscale grpo-step`, with the
+#      held-out split sampled in the same rollout call and scored with `rlscale eval` at every
+#      step, compute added by `rlscale flops`, everything appended to runs.jsonl;
+#   4. `rlscale fit runs.jsonl --law saturating --plot demo.png`, and a table of k per size,
+#      K_max, N_0 and R^2 on stdout.
+#
+# Usage: scripts/demo.sh [--quick] [--out DIR] [--seed N] [--jobs N]
+#   --quick   3 sizes, a few steps: a ~1-2 minute check that the pipeline works (CI)
+#   --out     output directory (default: demo-out; it is replaced)
+#   --seed    seed of the whole study (task, pretraining, sampling, fit) (default: 0)
+#   --jobs    model sizes trained at the same time (default: 2, one per core)
+# Progress goes to stderr; the result table to stdout (and OUT/summary.md).
+set -euo pipefail
+
+QUICK=0
+OUT=demo-out
+SEED=0
+JOBS=2
+while (($#)); do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --out) OUT=${2:?--out needs a directory}; shift ;;
+        --out=*) OUT=${1#--out=} ;;
+        --seed) SEED=${2:?--seed needs a number}; shift ;;
+        --seed=*) SEED=${1#--seed=} ;;
+        --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
+        --jobs=*) JOBS=${1#--jobs=} ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ $SEED =~ ^[0-9]+$ ]] || { echo "demo.sh: --seed must be a non-negative integer" >&2; exit 2; }
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || { echo "demo.sh: --jobs must be a positive integer" >&2; exit 2; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Use the repository's virtual environment when the caller has not put one on PATH.
+if ! command -v rlscale >/dev/null 2>&1 && [[ -x $REPO/.venv/bin/rlscale ]]; then
+    PATH="$REPO/.venv/bin:$PATH"
+fi
+command -v rlscale >/dev/null 2>&1 || { echo "demo.sh: rlscale not on PATH (run make install)" >&2; exit 1; }
+PYTHON=$(dirname "$(command -v rlscale)")/python
+[[ -x $PYTHON ]] || PYTHON=python3
+
+# ---- study size ---------------------------------------------------------------------------
+if ((QUICK)); then
+    SIZES=(s1 s2 s3)      # smallest first
+    PRETRAIN_STEPS=80
+    STEPS=3               # GRPO steps per size (held-out eval at steps 0..STEPS)
+    BATCH=8               # prompts per GRPO step
+    GROUP=4               # samples per prompt (G), also per held-out prompt
+    HOLDOUT=16
+    REF_SAMPLES=4         # reference samples per problem for the difficulty estimate
+    PROBE=50
+else
+    SIZES=(s1 s2 s3 s4)
+    PRETRAIN_STEPS=300
+    STEPS=16
+    BATCH=16
+    GROUP=8
+    HOLDOUT=64
+    REF_SAMPLES=8
+    PROBE=200
+fi
+LR=1e-3                   # GRPO learning rate: tiny models need far more than the paper's 1e-6
+MAX_TOKENS=10             # ' \boxed{123}' + end of text is 8 tokens
+PRETRAIN_LR=3e-3
+REF_SIZE=${SIZES[-1]}     # difficulty from the largest model, as the paper used Qwen2.5-7B's pass rates
+
+# One thread per process: --jobs processes share the cores; no tokenizer thread pools.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
+export MPLBACKEND=Agg
+
+START=$SECONDS
+log() { printf 'demo [%4ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
+
+# Run FUNC SIZE for every size, at most $JOBS at a time (a new one starts as soon as one ends);
+# fail after all have ended if any failed.
+for_each_size() {
+    local func=$1 size pid failed=0
+    local -a running=() still=()
+    local -A size_of=()
+    reap() {  # collect the finished jobs among $running
+        still=()
+        local live
+        live=" $(jobs -rp | tr '\n' ' ') "
+        for pid in "${running[@]}"; do
+            if [[ $live == *" $pid "* ]]; then
+                still+=("$pid")
+            elif ! wait "$pid"; then
+                echo "demo.sh: $func ${size_of[$pid]} failed (see the messages above)" >&2
+                failed=1
+            fi
+        done
+        running=("${still[@]}")
+    }
+    for size in "${SIZES_BY_COST[@]}"; do
+        while reap; ((${#running[@]} >= JOBS)); do sleep 0.2; done
+        "$func" "$size" &
+        running+=("$!")
+        size_of[$!]=$size
+    done
+    while reap; ((${#running[@]})); do sleep 0.2; done
+    return "$failed"
+}
+# Largest first, so the longest job starts first and the small ones fill in around it.
+SIZES_BY_COST=()
+for ((i = ${#SIZES[@]} - 1; i >= 0; i--)); do SIZES_BY_COST+=("${SIZES[$i]}"); done
+
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+rm -rf "$OUT"
+mkdir -p "$OUT/models" "$OUT/runs" "$OUT/logs"
+log "writing to $OUT ($( ((QUICK)) && echo quick || echo full ) study: sizes ${SIZES[*]}, $STEPS GRPO steps of $BATCH prompts x $GROUP samples, seed $SEED)"
+
+# ---- 1. the task and the shared tokenizer -------------------------------------------------
+N_PROBLEMS=$((STEPS * BATCH + HOLDOUT))
+"$PYTHON" -m rlscale.demo.prepare task --out "$OUT" --n-problems "$N_PROBLEMS" --seed "$SEED"
+
+# ---- 2. pretrain the base models ----------------------------------------------------------
+pretrain_size() {
+    "$PYTHON" -m rlscale.demo.prepare model --out "$OUT" --size "$1" --steps "$PRETRAIN_STEPS" \
+        --lr "$PRETRAIN_LR" --seed "$SEED" --probe "$PROBE" > "$OUT/logs/pretrain-$1.json"
+}
+log "pretraining ${#SIZES[@]} base models ($PRETRAIN_STEPS steps each, $JOBS at a time)"
+for_each_size pretrain_size
+for size in "${SIZES[@]}"; do cat "$OUT/logs/pretrain-$size.json"; done > "$OUT/pretrain.jsonl"
+
+# ---- 3. difficulty from the reference model, curriculum and held-out split -----------------
+log "measuring difficulty: $REF_SAMPLES samples per problem from $REF_SIZE"
+rlscale rollout "$OUT/task.jsonl" --model "$OUT/models/$REF_SIZE" -n "$REF_SAMPLES" \
+        --temperature 1.0 --max-tokens "$MAX_TOKENS" --no-chat-template --no-token-ids \
+        --seed "$((SEED + 1))" --batch-size 256 --quiet \
+    | rlscale reward --quiet > "$OUT/reference-scored.jsonl"
+rlscale curate "$OUT/task.jsonl" --pass-rates "$OUT/reference-scored.jsonl" --order curriculum \
+        --holdout "$HOLDOUT" --holdout-out "$OUT/heldout.jsonl" --stratify easy-hard \
+        --seed "$SEED" -o "$OUT/train.jsonl" 2> "$OUT/logs/curate.log" \
+    || { cat "$OUT/logs/curate.log" >&2; exit 1; }
+sed 's/^/  curate: /' "$OUT/logs/curate.log" >&2
+
+# ---- 4. GRPO per size, with a held-out evaluation at every step ---------------------------
+# Each step samples the next BATCH curriculum prompts and the whole held-out split in one
+# rollout call (the held-out records carry run_id, step and the tokens of the update that
+# produced this policy, so `eval --by` keeps them and `flops` can add C). The scored held-out
+# samples go to `eval`, the training samples to `grpo-step`.
+train_size() {
+    local size=$1 dir="$OUT/runs/$1" tokens=0 s lo hi eval_pid
+    local policy="$dir/policy" base="$OUT/models/$1"
+    mkdir -p "$dir"
+    cp -r "$base" "$policy"
+    for ((s = 0; s <= STEPS; s++)); do
+        lo=$((s * BATCH + 1)) hi=$(((s + 1) * BATCH))
+        {
+            if ((s < STEPS)); then sed -n "${lo},${hi}p" "$OUT/train.jsonl"; fi
+            sed "s/^{/{\"run_id\":\"$size\",\"step\":$s,\"n_tokens\":$tokens,/" "$OUT/heldout.jsonl"
+        } | rlscale rollout --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
+                --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 256 --quiet \
+          | rlscale reward --quiet > "$dir/scored.jsonl"
+        # Held-out: same per-sample seeds at every step (common random numbers across steps).
+        grep -F '"split":"test"' "$dir/scored.jsonl" \
+            | rlscale eval --by run_id,step,n_tokens --k 1,"$GROUP" --seed "$SEED" --quiet \
+            >> "$dir/eval.jsonl" &
+        eval_pid=$!
+        if ((s < STEPS)); then
+            grep -vF '"split":"test"' "$dir/scored.jsonl" \
+                | rlscale grpo-step --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
+                    --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
+                >> "$dir/train-metrics.jsonl"
+            tokens=$(tail -n 1 "$dir/train-metrics.jsonl" | grep -o '"n_tokens":[0-9]*' | cut -d: -f2)
+            [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $size" >&2; return 1; }
+        fi
+        wait "$eval_pid"
+        log "$size step $s/$STEPS: held-out $(tail -n 1 "$dir/eval.jsonl" | grep -o '"loss":[0-9.e-]*')"
+    done
+    # Compute: C = 6 N T with N = all parameters (every one of them is in a matmul here: the
+    # embedding is tied to the output layer) and D = prompts consumed.
+    rlscale flops "$dir/eval.jsonl" --model "$base" --n-def total --prompts-per-step "$BATCH" \
+        --quiet > "$dir/runs.jsonl"
+    rm -f "$dir/scored.jsonl"
+}
+log "GRPO: ${#SIZES[@]} sizes x $STEPS steps ($JOBS sizes at a time)"
+for_each_size train_size
+for size in "${SIZES[@]}"; do cat "$OUT/runs/$size/runs.jsonl"; done > "$OUT/runs.jsonl"
+
+# ---- 5. the scaling-law fit --------------------------------------------------------------
+log "fitting the saturating law to $(wc -l < "$OUT/runs.jsonl") points"
+rlscale fit "$OUT/runs.jsonl" --law saturating --plot "$OUT/demo.png" --seed "$SEED" \
+    -o "$OUT/fit.json" 2> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+rlscale fit "$OUT/runs.jsonl" --law loglinear --seed "$SEED" -o "$OUT/fit-loglinear.json" \
+    2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+sed 's/^/  /' "$OUT/logs/fit.log" >&2
+"$PYTHON" -m rlscale.demo.report "$OUT" | tee "$OUT/summary.md"
+log "done in $((SECONDS - START)) s: $OUT/runs.jsonl, $OUT/fit.json, $OUT/demo.png, $OUT/summary.md"
