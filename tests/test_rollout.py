@@ -388,3 +388,29 @@ def test_cli_shard_and_greedy_warning(capsys, stop_checkpoint, problems_file, tm
     assert [(r["prompt_id"], r["sample_idx"]) for r in records] == \
         [("p1", 0), ("p1", 1), ("p3", 0), ("p3", 1)]
     assert records[0]["completion_ids"] == records[1]["completion_ids"]
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(n=2, temperature=0.7, top_p=0.9, max_tokens=10, seed=5),
+    SamplingParams(n=1, temperature=0.0, max_tokens=6, seed=0),
+])
+def test_logprobs_equal_a_teacher_forced_forward(stop_checkpoint, params):
+    """old_logprobs are log softmax(logits / T) of the sampled tokens, before top-p truncation."""
+    from rlscale.engines.hf_rollout import HfRollout
+
+    engine = HfRollout(stop_checkpoint, params, device="cpu", logprobs=True)
+    records = _records(engine, params, PROBLEMS, 4)
+    scale = params.temperature or 1.0
+    for record in records:
+        ids = record["prompt_ids"] + record["completion_ids"]
+        with torch.inference_mode():
+            logits = engine.model(torch.tensor([ids])).logits[0].float()
+        start = len(record["prompt_ids"])
+        logp = torch.log_softmax(logits[start - 1:-1] / scale, dim=-1)
+        expected = logp.gather(1, torch.tensor(record["completion_ids"])[:, None]).squeeze(1)
+        assert len(record["old_logprobs"]) == record["n_completion_tokens"]
+        assert torch.allclose(torch.tensor(record["old_logprobs"]), expected, atol=1e-4)
+    # the samples themselves are the ones drawn without --logprobs
+    plain = HfRollout(stop_checkpoint, params, device="cpu")
+    assert [r["completion_ids"] for r in _records(plain, params, PROBLEMS, 4)] == \
+        [r["completion_ids"] for r in records]

@@ -79,9 +79,13 @@ class FakeLLM:
             for i in range(kw["n"]):
                 ids, reason = fake_tokens(kw["seed"] + i, prompt["prompt_token_ids"],
                                           kw["max_tokens"], stop)
+                logprobs = None
+                if kw.get("logprobs") == 0:  # vLLM: the sampled token's entry only
+                    logprobs = [{t: SimpleNamespace(logprob=-t / 100.0)} for t in ids]
                 outputs.append(SimpleNamespace(index=i, token_ids=ids,
                                                finish_reason=self.finish_override or reason,
-                                               text="<not used: detokenize=False>"))
+                                               text="<not used: detokenize=False>",
+                                               logprobs=logprobs))
             random.Random(0).shuffle(outputs)  # vLLM may finish children in any order
             results.append(SimpleNamespace(outputs=outputs))
         return results
@@ -282,3 +286,33 @@ def test_cli_hands_its_flags_to_vllm(monkeypatch, capsys, tiny_checkpoint, adapt
     assert code == 2
     assert capsys.readouterr().err == ("rlscale rollout: --device is for --backend hf; vLLM places "
                                        "the model itself\n")
+
+
+def test_logprobs_are_requested_and_read_back(tiny_checkpoint, tokenizer):
+    params = SamplingParams(n=2, max_tokens=6, seed=0)
+    engine = make(tiny_checkpoint, tokenizer, params, logprobs=True)
+    records = rollout(engine, params)
+    assert all(s.kwargs["logprobs"] == 0 for s in engine.llm.calls[0][1])
+    for record in records:
+        assert record["old_logprobs"] == [-t / 100.0 for t in record["completion_ids"]]
+    plain = make(tiny_checkpoint, tokenizer, params)
+    assert all("old_logprobs" not in r for r in rollout(plain, params))
+    assert "logprobs" not in plain.llm.calls[0][1][0].kwargs
+
+
+def test_logprobs_with_vllm_need_temperature_one(tiny_checkpoint, tokenizer):
+    from rlscale.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--logprobs with --backend vllm needs --temperature 1"):
+        make(tiny_checkpoint, tokenizer, SamplingParams(temperature=0.7), logprobs=True)
+    make(tiny_checkpoint, tokenizer, SamplingParams(temperature=0.0), logprobs=True)
+
+
+def test_missing_logprob_entry_is_an_error():
+    from rlscale.engines.vllm_rollout import convert_output
+
+    completion = SimpleNamespace(token_ids=[5, 6], finish_reason="length",
+                                 logprobs=[{5: SimpleNamespace(logprob=-1.0)}, {7: None}])
+    with pytest.raises(RlscaleError, match="no log-prob for sampled token 6"):
+        convert_output(completion, 4, logprobs=True)
+    assert convert_output(completion, 4).logprobs is None

@@ -281,6 +281,15 @@ def test_no_token_ids_drops_both_fields_even_when_passed_through():
     assert all("prompt_ids" not in r and "completion_ids" not in r for r in out)
 
 
+def test_fields_of_an_earlier_sample_are_dropped():
+    problems = [dict(PROBLEMS[0], reward=1.0, pred="3", verdict="correct", advantage=0.5,
+                     old_logprobs=[-0.1], pass_rate=0.25)]
+    out, _ = run(problems)
+    for record in out:
+        assert not {"reward", "pred", "verdict", "advantage", "old_logprobs"} & set(record)
+        assert record["pass_rate"] == 0.25
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
 def test_batch_size_does_not_change_records(batch_size):
     reference, _ = run(PROBLEMS, batch_size=2)

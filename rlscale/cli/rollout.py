@@ -5,7 +5,10 @@ kept (``answer``, ``data_source``, … so ``rlscale reward`` can grade) plus ``p
 ``sample_idx``, ``completion``, ``finish_reason`` (stop|length), ``n_prompt_tokens``,
 ``n_completion_tokens``, ``prompt_ids``, ``completion_ids`` (stop token included when
 ``finish_reason`` is stop; dropped with ``--no-token-ids``), ``model``, ``seed`` and ``sampling``
-(backend, temperature, top_p, top_k, max_tokens, chat_template, lora).
+(backend, temperature, top_p, top_k, max_tokens, chat_template, lora); with ``--logprobs`` also
+``old_logprobs`` (one per completion token, see ``rlscale.core.sampling.LOGPROBS_DOC``). Input
+fields that describe an earlier sample (old_logprobs, reward, pred, verdict, advantage) are
+dropped.
 
 Writing: stdout streams batch by batch. ``-o FILE`` alone writes atomically (the file appears
 only when every sample is done). ``--resume -o FILE`` appends instead, flushing each sample, so a
@@ -82,6 +85,9 @@ def command(
     ] = True,
     token_ids: Annotated[bool, typer.Option(
         "--token-ids/--no-token-ids", help="Write prompt_ids and completion_ids.")] = True,
+    logprobs: Annotated[bool, typer.Option(
+        "--logprobs", help="Write old_logprobs: log-prob of each completion token under "
+        "softmax(logits / T), for grpo-step.")] = False,
     shard: Annotated[str | None, typer.Option(
         metavar="I/N", help="Sample only problems at positions p with p % N == I.")] = None,
     resume: Annotated[bool, typer.Option(
@@ -137,7 +143,7 @@ def command(
         resume_state = _load_resume(output, params, quiet) if resume else None
         engine = _make_engine(chosen, model, params, chat_template=chat_template, lora=lora,
                               device=device, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                              engine_args=engine_args)
+                              engine_args=engine_args, logprobs=logprobs)
         stats = PlanStats()
         started = time.perf_counter()
         n_samples = n_tokens = 0
@@ -182,7 +188,8 @@ def _choose_backend(requested: str) -> str:
 
 
 def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora: str | None,
-                 device: str, dtype: str, tensor_parallel_size: int, engine_args: dict):
+                 device: str, dtype: str, tensor_parallel_size: int, engine_args: dict,
+                 logprobs: bool):
     from rlscale.core.errors import RlscaleError
 
     if not os.path.isdir(model) and (os.sep in model or model.startswith(".")):
@@ -191,11 +198,12 @@ def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora:
         from rlscale.engines.vllm_rollout import VllmRollout
 
         return VllmRollout(model, params, chat_template=chat_template, lora=lora, dtype=dtype,
-                           tensor_parallel_size=tensor_parallel_size, engine_args=engine_args)
+                           tensor_parallel_size=tensor_parallel_size, engine_args=engine_args,
+                           logprobs=logprobs)
     from rlscale.engines.hf_rollout import HfRollout
 
     return HfRollout(model, params, chat_template=chat_template, lora=lora, device=device,
-                     dtype=dtype)
+                     dtype=dtype, logprobs=logprobs)
 
 
 def _load_resume(output: str, params, quiet: bool):

@@ -35,6 +35,13 @@ FINISH_REASONS = ("stop", "length")
 # which is what torch.Generator.manual_seed and vLLM accept.
 SEED_BITS = 62
 BACKENDS = ("auto", "hf", "vllm")
+# Fields that describe one earlier sample of a record; a new sample must not inherit them.
+STALE_SAMPLE_FIELDS = ("old_logprobs", "reward", "pred", "verdict", "advantage")
+LOGPROBS_DOC = (
+    "old_logprobs[t] = log softmax(logits_t / T)[completion_ids[t]] under the sampling model, "
+    "before top-k/top-p truncation (T = 1 for greedy): the log pi_old that GRPO's ratio uses, "
+    "as VeRL's actor computes it."
+)
 
 
 # --- sampling parameters ---------------------------------------------------------------------
@@ -359,10 +366,12 @@ class SampleRequest:
 
 @dataclass(frozen=True)
 class SampleOutput:
-    """What an engine returns per request: generated ids (stop token included) and why it ended."""
+    """What an engine returns per request: generated ids (stop token included), why it ended, and
+    with ``--logprobs`` the log-probability of each generated token (see :data:`LOGPROBS_DOC`)."""
 
     completion_ids: tuple[int, ...]
     finish_reason: str
+    logprobs: tuple[float, ...] | None = None
 
 
 class RolloutEngine(Protocol):
@@ -523,6 +532,8 @@ def rollout_records(
                 out, text = outputs[position], texts[position]
                 position += 1
                 record = dict(problem.record)
+                for stale in STALE_SAMPLE_FIELDS:
+                    record.pop(stale, None)
                 record.update({
                     "prompt_id": problem.prompt_id,
                     "sample_idx": sample_idx,
@@ -537,6 +548,11 @@ def rollout_records(
                 else:
                     record.pop("prompt_ids", None)
                     record.pop("completion_ids", None)
+                if out.logprobs is not None:
+                    if len(out.logprobs) != len(out.completion_ids):
+                        raise RuntimeError(f"{engine.backend} returned {len(out.logprobs)} "
+                                           f"log-probs for {len(out.completion_ids)} tokens")
+                    record["old_logprobs"] = list(out.logprobs)
                 record["model"] = model
                 record["seed"] = params.seed
                 record["sampling"] = sampling
@@ -550,21 +566,22 @@ def _strip_stop(out: SampleOutput, stops: set[int]) -> tuple[int, ...]:
     return ids
 
 
-def finish_from_ids(generated: Sequence[int], stops: set[int], max_tokens: int
-                    ) -> SampleOutput:
-    """Cut generated ids at the first stop token (kept) and classify the finish.
+def finish_from_ids(generated: Sequence[int], stops: set[int], max_tokens: int,
+                    logprobs: Sequence[float] | None = None) -> SampleOutput:
+    """Cut generated ids (and their log-probs) at the first stop token (kept); classify the finish.
 
     Used by engines that return padded or over-long sequences (HF ``generate``).
 
-    >>> finish_from_ids([5, 6, 2, 0, 0], {2}, 5)
-    SampleOutput(completion_ids=(5, 6, 2), finish_reason='stop')
-    >>> finish_from_ids([5, 6, 7], {2}, 3)
-    SampleOutput(completion_ids=(5, 6, 7), finish_reason='length')
+    >>> finish_from_ids([5, 6, 2, 0, 0], {2}, 5, [-1.0, -2.0, -0.5, 0.0, 0.0])
+    SampleOutput(completion_ids=(5, 6, 2), finish_reason='stop', logprobs=(-1.0, -2.0, -0.5))
+    >>> finish_from_ids([5, 6, 7], {2}, 3).finish_reason
+    'length'
     """
-    for i, token in enumerate(generated[:max_tokens]):
-        if token in stops:
-            return SampleOutput(tuple(generated[: i + 1]), "stop")
-    return SampleOutput(tuple(generated[:max_tokens]), "length")
+    end = next((i + 1 for i, token in enumerate(generated[:max_tokens]) if token in stops), None)
+    reason = "stop" if end is not None else "length"
+    end = end if end is not None else min(len(generated), max_tokens)
+    kept = tuple(float(x) for x in logprobs[:end]) if logprobs is not None else None
+    return SampleOutput(tuple(generated[:end]), reason, kept)
 
 
 def choose_backend(requested: str, *, vllm_installed: bool, gpu_available: bool) -> str:

@@ -129,13 +129,16 @@ class RowSampler:
 
     Args:
         seeds: one seed per row of the batch.
-        params: temperature / top-k / top-p (``params.greedy`` is handled by not using this class).
+        params: temperature / top-k / top-p; with ``params.greedy`` it picks the argmax and only
+            records log-probs.
         stop_ids: rows whose last token is one of these have finished; they draw nothing more.
         device: where the generators live (the model's device).
+        record_logprobs: keep, per step, the log-probability of each row's chosen token under
+            ``softmax(logits / T)`` (``rlscale.core.sampling.LOGPROBS_DOC``).
     """
 
     def __init__(self, seeds: Sequence[int], params: SamplingParams, stop_ids: Sequence[int],
-                 device):
+                 device, *, record_logprobs: bool = False):
         import torch
         from transformers.generation.logits_process import (
             LogitsProcessorList,
@@ -144,9 +147,12 @@ class RowSampler:
             TopPLogitsWarper,
         )
 
-        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.greedy = params.greedy
+        self.scale = 1.0 if params.greedy else params.temperature
+        self.generators = [] if self.greedy else [
+            torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
         warpers: list[Any] = []
-        if params.temperature != 1.0:
+        if params.temperature not in (0.0, 1.0):
             warpers.append(TemperatureLogitsWarper(params.temperature))
         if params.top_k > 0:
             warpers.append(TopKLogitsWarper(params.top_k))
@@ -156,6 +162,8 @@ class RowSampler:
         self.stop_ids = torch.tensor(list(stop_ids), device=device)
         self.finished = torch.zeros(len(seeds), dtype=torch.bool, device=device)
         self.prompt_length: int | None = None
+        self.record_logprobs = record_logprobs
+        self.steps: list[Any] = []  # (B,) log-probs per generated position
 
     def __call__(self, input_ids, scores):
         import torch
@@ -164,13 +172,29 @@ class RowSampler:
             self.prompt_length = input_ids.shape[1]
         else:
             self.finished |= torch.isin(input_ids[:, -1], self.stop_ids)
-        probs = torch.softmax(self.warpers(input_ids, scores), dim=-1)
-        race = torch.ones_like(probs)
-        rows = race.unbind(0)
-        for row in torch.nonzero(~self.finished).flatten().tolist():
-            rows[row].exponential_(generator=self.generators[row])
-        # generate's greedy step takes the argmax of what we return: the sampled token
-        return probs.div_(race)
+        if self.greedy:
+            choice = scores
+        else:
+            probs = torch.softmax(self.warpers(input_ids, scores), dim=-1)
+            race = torch.ones_like(probs)
+            rows = race.unbind(0)
+            for row in torch.nonzero(~self.finished).flatten().tolist():
+                rows[row].exponential_(generator=self.generators[row])
+            # generate's greedy step takes the argmax of what we return: the sampled token
+            choice = probs.div_(race)
+        if self.record_logprobs:
+            chosen = choice.argmax(dim=-1, keepdim=True)
+            logp = torch.log_softmax(scores / self.scale, dim=-1).gather(1, chosen)
+            self.steps.append(logp.squeeze(1))
+        return choice
+
+    def logprobs(self) -> list[list[float]]:
+        """Per row, the recorded log-probs of every generated position."""
+        import torch
+
+        if not self.steps:
+            return [[] for _ in range(len(self.finished))]
+        return torch.stack(self.steps, dim=1).float().cpu().tolist()
 
 
 class HfRollout:
@@ -179,12 +203,14 @@ class HfRollout:
     backend = "hf"
 
     def __init__(self, model: str, params: SamplingParams, *, chat_template: bool = True,
-                 lora: str | None = None, device: str = "auto", dtype: str = "auto"):
+                 lora: str | None = None, device: str = "auto", dtype: str = "auto",
+                 logprobs: bool = False):
         quiet_transformers()
         import torch
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         self.params = params
+        self.logprobs = logprobs
         self.tokenizer = load_tokenizer(model)
         self.encoder = PromptEncoder(self.tokenizer, chat_template=chat_template, model=model)
         self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
@@ -231,16 +257,20 @@ class HfRollout:
             do_sample=False, num_beams=1, max_new_tokens=self.params.max_tokens,
             eos_token_id=list(self._stop_ids), pad_token_id=self.pad_id)
         processors = LogitsProcessorList()
-        if not self.params.greedy:
-            processors.append(RowSampler([r.seed for r in requests], self.params, self._stop_ids,
-                                         self.device))
+        sampler = None
+        if not self.params.greedy or self.logprobs:
+            sampler = RowSampler([r.seed for r in requests], self.params, self._stop_ids,
+                                 self.device, record_logprobs=self.logprobs)
+            processors.append(sampler)
         with torch.inference_mode():
             sequences = self.model.generate(
                 input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
                 generation_config=config, logits_processor=processors)
         generated = sequences[:, width:].tolist()
         stops = set(self._stop_ids)
-        return [finish_from_ids(ids, stops, self.params.max_tokens) for ids in generated]
+        logprobs = sampler.logprobs() if self.logprobs else [None] * len(generated)
+        return [finish_from_ids(ids, stops, self.params.max_tokens, lp)
+                for ids, lp in zip(generated, logprobs, strict=True)]
 
 
 def _merge_lora(net, lora: str):

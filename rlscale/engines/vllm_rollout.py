@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from rlscale.core.errors import RlscaleError
+from rlscale.core.errors import RlscaleError, UsageError
 from rlscale.core.sampling import FINISH_REASONS, SampleOutput, SampleRequest, SamplingParams
 from rlscale.engines.hf_rollout import (
     PromptEncoder,
@@ -68,14 +68,15 @@ def group_requests(requests: Sequence[SampleRequest]) -> list[VllmRequest]:
     return grouped
 
 
-def sampling_kwargs(params: SamplingParams, request: VllmRequest,
-                    stop_ids: Sequence[int]) -> dict[str, Any]:
+def sampling_kwargs(params: SamplingParams, request: VllmRequest, stop_ids: Sequence[int],
+                    logprobs: bool = False) -> dict[str, Any]:
     """Keyword arguments of ``vllm.SamplingParams`` for one request.
 
     Everything that could differ from the hf backend is pinned: no penalties, no min-p, the
-    checkpoint's stop tokens, and no detokenization (decoded by rlscale instead).
+    checkpoint's stop tokens, and no detokenization (decoded by rlscale instead). With
+    ``logprobs``, ``logprobs=0`` asks for the sampled token's log-probability only.
     """
-    return {
+    kwargs = {
         "n": request.n,
         "seed": request.seed,
         "temperature": params.temperature,
@@ -90,6 +91,9 @@ def sampling_kwargs(params: SamplingParams, request: VllmRequest,
         "ignore_eos": False,
         "detokenize": False,
     }
+    if logprobs:
+        kwargs["logprobs"] = 0
+    return kwargs
 
 
 def lora_rank(adapter_dir: str) -> int:
@@ -129,8 +133,12 @@ def llm_kwargs(model: str, params: SamplingParams, *, tensor_parallel_size: int 
     return kwargs
 
 
-def convert_output(completion, max_tokens: int) -> SampleOutput:
-    """A vLLM ``CompletionOutput`` -> :class:`SampleOutput` (token ids keep the stop token)."""
+def convert_output(completion, max_tokens: int, logprobs: bool = False) -> SampleOutput:
+    """A vLLM ``CompletionOutput`` -> :class:`SampleOutput` (token ids keep the stop token).
+
+    With ``logprobs``, ``completion.logprobs[t]`` maps token ids to objects with ``.logprob``
+    (vLLM's ``Logprob``); the entry of the sampled token is taken.
+    """
     reason = completion.finish_reason
     if reason not in FINISH_REASONS:
         raise RlscaleError(f"vLLM ended a sample with finish_reason {reason!r} (expected stop or "
@@ -138,7 +146,19 @@ def convert_output(completion, max_tokens: int) -> SampleOutput:
     token_ids = tuple(int(t) for t in completion.token_ids)
     if len(token_ids) > max_tokens:
         raise RlscaleError(f"vLLM returned {len(token_ids)} tokens with max_tokens {max_tokens}")
-    return SampleOutput(token_ids, reason)
+    values = None
+    if logprobs:
+        steps = completion.logprobs
+        if steps is None or len(steps) != len(token_ids):
+            raise RlscaleError(f"vLLM returned {0 if steps is None else len(steps)} log-prob "
+                               f"entries for {len(token_ids)} tokens")
+        values = []
+        for token, entry in zip(token_ids, steps, strict=True):
+            if token not in entry:
+                raise RlscaleError(f"vLLM returned no log-prob for sampled token {token}")
+            values.append(float(entry[token].logprob))
+        values = tuple(values)
+    return SampleOutput(token_ids, reason, values)
 
 
 def import_vllm():
@@ -168,9 +188,16 @@ class VllmRollout:
 
     def __init__(self, model: str, params: SamplingParams, *, chat_template: bool = True,
                  lora: str | None = None, dtype: str = "auto", tensor_parallel_size: int = 1,
-                 engine_args: dict[str, Any] | None = None, vllm=None, tokenizer=None):
+                 engine_args: dict[str, Any] | None = None, logprobs: bool = False, vllm=None,
+                 tokenizer=None):
         quiet_transformers()
+        if logprobs and params.temperature not in (0.0, 1.0):
+            # vLLM V1 reports log-probs of the unscaled distribution ("raw_logprobs")
+            raise UsageError("--logprobs with --backend vllm needs --temperature 1 (vLLM reports "
+                             "log-probs before temperature scaling); use --backend hf, or let "
+                             "grpo-step recompute them")
         self.params = params
+        self.logprobs = logprobs
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model)
         self.encoder = PromptEncoder(self.tokenizer, chat_template=chat_template, model=model)
         self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
@@ -199,7 +226,7 @@ class VllmRollout:
             return []
         prompts = [{"prompt_token_ids": list(r.prompt_ids)} for r in grouped]
         sampling = [self.vllm.SamplingParams(**self._supported(
-            sampling_kwargs(self.params, r, self._stop_ids))) for r in grouped]
+            sampling_kwargs(self.params, r, self._stop_ids, self.logprobs))) for r in grouped]
         results = self.llm.generate(prompts, sampling, lora_request=self.lora_request,
                                     use_tqdm=False)
         if len(results) != len(grouped):
@@ -210,7 +237,8 @@ class VllmRollout:
             if len(completions) != request.n:
                 raise RlscaleError(f"vLLM returned {len(completions)} samples for a request "
                                    f"with n={request.n}")
-            outputs.extend(convert_output(c, self.params.max_tokens) for c in completions)
+            outputs.extend(convert_output(c, self.params.max_tokens, self.logprobs)
+                           for c in completions)
         return outputs
 
 
