@@ -4,8 +4,9 @@ Run through ``scripts/gpu_check.sh`` (which installs vLLM). Checks, each printed
 
 1. hf on CUDA (float32) equals ``torch.manual_seed(seed); model.generate(do_sample=True)`` per
    sample (the exponential-race draw must match CUDA's multinomial).
-2. ``rollout --backend hf --device cuda`` and ``--backend vllm`` runs: record contract (counts,
-   finish_reason, exact token counts, stop token at the end iff "stop"), wall time, tokens/s.
+2. ``rollout --backend hf --device cuda`` and ``--backend vllm`` runs (bf16, ``--logprobs``):
+   record contract (counts, finish_reason, exact token counts, stop token at the end iff
+   "stop"), wall time, tokens/s, and ``old_logprobs`` against a float32 teacher-forced forward.
 3. vLLM resume: a file holding samples {0, 3, 5} of every prompt plus half a line, resumed with
    another batch size, against the fresh run. The resumed requests are ``n=1``/``n=2`` with seeds
    ``prompt_seed + i``; equality confirms vLLM seeds child i of ``SamplingParams(n, seed)`` with
@@ -133,6 +134,31 @@ def hf_exactness(checkpoint: str) -> None:
     torch.cuda.empty_cache()
 
 
+def logprob_gap(name: str, checkpoint: str, records: list[dict]) -> None:
+    """old_logprobs of a bf16 rollout vs a float32 teacher-forced forward (train-inference gap)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).cuda().eval()
+    gaps = []
+    for record in records:
+        ids = record["prompt_ids"] + record["completion_ids"]
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids], device="cuda")).logits[0].float()
+        start = len(record["prompt_ids"])
+        logp = torch.log_softmax(logits[start - 1:-1], dim=-1)
+        expected = logp.gather(1, torch.tensor(record["completion_ids"], device="cuda")[:, None])
+        got = torch.tensor(record["old_logprobs"], device="cuda")
+        gaps.append((got - expected.squeeze(1)).abs())
+    gap = torch.cat(gaps)
+    ok = len(records) > 0 and bool(torch.isfinite(gap).all())
+    check(f"{name}_old_logprobs_vs_fp32_forward", ok and float(gap.mean()) < 0.1,
+          f"mean |diff| {float(gap.mean()):.4f}, max {float(gap.max()):.4f} over {gap.numel()} "
+          "tokens (bf16 rollout vs fp32 recompute)")
+    del model
+    torch.cuda.empty_cache()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="gpu_check_out")
@@ -186,16 +212,18 @@ def main() -> int:
     vllm_args = ["--vllm-arg", "enforce_eager=true", "--vllm-arg", "gpu_memory_utilization=0.5"]
 
     hf_file = os.path.join(out, "hf.jsonl")
-    hf = rollout([*common, "--backend", "hf", "--device", "cuda", "--batch-size", "16"], hf_file)
+    hf = rollout([*common, "--backend", "hf", "--device", "cuda", "--batch-size", "16",
+                  "--logprobs"], hf_file)
     RESULTS["hf_run"] = hf
     if hf["exit"] == 0:
         ok, detail = contract_ok(read(hf_file), n_problems, n, max_tokens, stops)
         check("hf_cuda_rollout_contract", ok, f"{detail}; {hf}")
+        logprob_gap("hf", checkpoint, read(hf_file)[:32])
     else:
         check("hf_cuda_rollout_contract", False, hf["stderr_tail"])
 
     fresh_file = os.path.join(out, "vllm_fresh.jsonl")
-    fresh = rollout([*common, "--backend", "vllm", *vllm_args], fresh_file)
+    fresh = rollout([*common, "--backend", "vllm", *vllm_args, "--logprobs"], fresh_file)
     RESULTS["vllm_run"] = fresh
     if fresh["exit"] != 0:
         check("vllm_rollout_contract", False, fresh["stderr_tail"])
@@ -203,6 +231,7 @@ def main() -> int:
         fresh_records = read(fresh_file)
         ok, detail = contract_ok(fresh_records, n_problems, n, max_tokens, stops)
         check("vllm_rollout_contract", ok, f"{detail}; {fresh}")
+        logprob_gap("vllm", checkpoint, fresh_records[:32])
 
         partial_file = os.path.join(out, "vllm_resumed.jsonl")
         kept = [r for r in fresh_records if r["sample_idx"] in (0, 3, 5)]
