@@ -139,7 +139,10 @@ def logprob_gap(name: str, checkpoint: str, records: list[dict]) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).cuda().eval()
+    from rlscale.engines.hf_rollout import dtype_kwarg
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, **dtype_kwarg(torch.float32))
+    model = model.cuda().eval()
     gaps = []
     for record in records:
         ids = record["prompt_ids"] + record["completion_ids"]

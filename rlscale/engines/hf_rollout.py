@@ -124,6 +124,15 @@ def resolve_dtype(dtype: str):
     return names[dtype]
 
 
+def dtype_kwarg(dtype) -> dict[str, Any]:
+    """``from_pretrained``'s dtype argument: ``dtype`` since transformers 4.56, ``torch_dtype`` before
+    (vLLM may pin an older transformers on a GPU machine)."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 class RowSampler:
     """Logits processor that samples each row with its own generator (see the module docstring).
 
@@ -216,7 +225,7 @@ class HfRollout:
         self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
         self.device = torch.device(resolve_device(device))
         try:
-            net = AutoModelForCausalLM.from_pretrained(model, dtype=resolve_dtype(dtype))
+            net = AutoModelForCausalLM.from_pretrained(model, **dtype_kwarg(resolve_dtype(dtype)))
         except (OSError, ValueError) as exc:
             raise RlscaleError(f"--model {model}: cannot load the model: "
                                f"{str(exc).splitlines()[0]}") from None
