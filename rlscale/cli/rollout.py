@@ -122,6 +122,10 @@ def command(
         engine_args = parse_engine_args(vllm_arg)
         if resume and output in (None, "-"):
             raise UsageError("--resume needs -o FILE (the output file to continue)")
+        if output not in (None, "-") and any(
+                path != "-" and os.path.exists(path) and os.path.exists(output)
+                and os.path.samefile(path, output) for path in inputs or []):
+            raise UsageError(f"-o {output} is also an input; write the samples to another file")
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
         if tensor_parallel_size < 1:
