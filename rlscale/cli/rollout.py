@@ -188,6 +188,15 @@ def _choose_backend(requested: str) -> str:
         import torch
 
         gpu = torch.cuda.is_available()
+    if requested == "auto" and vllm_installed and gpu:
+        from rlscale.core.errors import RlscaleError
+        from rlscale.engines.vllm_rollout import import_vllm
+
+        try:
+            import_vllm()  # "auto" means: vLLM if it actually imports
+        except RlscaleError as exc:
+            say(f"rlscale rollout: warning: {exc}; using --backend hf")
+            vllm_installed = False
     return choose_backend(requested, vllm_installed=vllm_installed, gpu_available=gpu)
 
 
