@@ -337,6 +337,12 @@ def test_resume_refuses_other_seed_or_sampling():
                    "sampling": {"temperature": 0.7}}, "out.jsonl", 2)
     assert str(info.value) == ("out.jsonl:2: resume: written with --temperature 0.7, this run has "
                                "--temperature 1.0")
+    state = ResumeState(seed=0, sampling={"chat_template": True})
+    with pytest.raises(RecordError) as info:
+        state.add({"prompt_id": "a", "sample_idx": 0, "sampling": {"chat_template": False}},
+                  "out.jsonl", 3)
+    assert str(info.value) == ("out.jsonl:3: resume: written with --no-chat-template, this run "
+                               "has --chat-template")
     with pytest.raises(RecordError, match="out.jsonl:9: resume: missing or invalid 'sample_idx'"):
         state.add({"prompt_id": "a"}, "out.jsonl", 9)
 

@@ -144,7 +144,8 @@ def command(
                 "of each problem will be identical", quiet)
         warn_if_waiting_on_tty(inputs, quiet)
 
-        resume_state = _load_resume(output, params, quiet) if resume else None
+        resume_state = (_load_resume(output, params, chat_template, quiet) if resume
+                        else None)
         engine = _make_engine(chosen, model, params, chat_template=chat_template, lora=lora,
                               device=device, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                               engine_args=engine_args, logprobs=logprobs)
@@ -219,12 +220,17 @@ def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora:
                      dtype=dtype, logprobs=logprobs)
 
 
-def _load_resume(output: str, params, quiet: bool):
-    """Read what ``output`` already holds (after dropping a partial last line)."""
+def _load_resume(output: str, params, chat_template: bool, quiet: bool):
+    """Read what ``output`` already holds (after dropping a partial last line).
+
+    The backend may change between runs (samples of either backend are samples of the same
+    policy); the seed, the sampling parameters and the prompt rendering may not.
+    """
     from rlscale.core.jsonl import RecordReader
     from rlscale.core.sampling import ResumeState
 
-    state = ResumeState(seed=params.seed, sampling=params.describe())
+    state = ResumeState(seed=params.seed,
+                        sampling={**params.describe(), "chat_template": chat_template})
     if not os.path.exists(output):
         return state
     dropped = drop_partial_last_line(output)

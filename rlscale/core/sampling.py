@@ -336,9 +336,9 @@ class ResumeState:
         if isinstance(previous, Mapping):
             for key, value in self.sampling.items():
                 if key in previous and previous[key] != value:
-                    option = "--" + key.replace("_", "-")
-                    raise RecordError(source, line, f"resume: written with {option} "
-                                      f"{previous[key]}, this run has {option} {value}")
+                    raise RecordError(source, line, f"resume: written with "
+                                      f"{_as_option(key, previous[key])}, this run has "
+                                      f"{_as_option(key, value)}")
         self.done.setdefault(id_key(prompt_id), set()).add(sample_idx)
         self.n_records += 1
 
@@ -350,6 +350,14 @@ class ResumeState:
         """(complete prompts, partial prompts) for ``n`` samples per prompt."""
         complete = sum(1 for have in self.done.values() if all(i in have for i in range(n)))
         return complete, len(self.done) - complete
+
+
+def _as_option(key: str, value: Any) -> str:
+    """How a ``sampling`` entry is spelled on the command line, for resume errors."""
+    option = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return option if value else option.replace("--", "--no-", 1)
+    return f"{option} {value}"
 
 
 # --- the engine interface and the pipeline -------------------------------------------------
