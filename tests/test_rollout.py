@@ -297,6 +297,7 @@ def test_cli_model_without_chat_template(capsys, stop_checkpoint, tmp_path, prob
     (["--shard", "2/2"], "--shard 2/2: the index must be in 0..1"),
     (["--top-p", "0"], "--top-p must be in (0, 1], got 0.0"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--max-prompt-tokens", "0"], "--max-prompt-tokens must be at least 1, got 0"),
     (["--lora", "/no/such/adapter"], "--lora /no/such/adapter: no such directory"),
 ])
 def test_cli_usage_errors(capsys, stop_checkpoint, args, message):
@@ -421,3 +422,15 @@ def test_logprobs_equal_a_teacher_forced_forward(stop_checkpoint, params):
     plain = HfRollout(stop_checkpoint, params, device="cpu")
     assert [r["completion_ids"] for r in _records(plain, params, PROBLEMS, 4)] == \
         [r["completion_ids"] for r in records]
+
+
+def test_cli_max_prompt_tokens_with_skip_invalid(capsys, stop_checkpoint, problems_file, tmp_path):
+    out_path = str(tmp_path / "out.jsonl")
+    code, _, err = cli(capsys, problems_file, "--model", stop_checkpoint, "--max-prompt-tokens",
+                       "1", "--skip-invalid", "--backend", "hf", "-o", out_path)
+    assert code == 0
+    assert read_jsonl(out_path) == []
+    assert err.splitlines() == [
+        "rlscale rollout: 0 problems, 0 samples, 0 completion tokens in " +
+        err.split(" in ", 1)[1].split("\n")[0],
+        "rlscale rollout: skipped 4 invalid line(s)"]

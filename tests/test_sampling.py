@@ -369,6 +369,20 @@ def test_invalid_records_are_reported_with_their_location():
     assert {r["prompt_id"] for r in out} == {"a"}
 
 
+def test_max_prompt_tokens_refuses_longer_prompts():
+    engine = FakeEngine()
+    errors = []
+    problems = [{"prompt_id": "a", "prompt": "x" * 5}, {"prompt_id": "b", "prompt": "x" * 6}]
+    planned = list(plan_problems(((dict(p), where(i)) for i, p in enumerate(problems)),
+                                 params=SamplingParams(n=1, max_tokens=4),
+                                 encode=engine.encode_prompt,
+                                 invalid=lambda w, m: errors.append(f"{w}: {m}"),
+                                 max_prompt_tokens=5))
+    assert [p.prompt_id for p in planned] == ["a"]
+    assert errors == ["in.jsonl:2: prompt has 6 tokens, more than --max-prompt-tokens 5 (use "
+                      "--skip-invalid to drop such prompts)"]
+
+
 def test_duplicates_are_found_across_shards_but_reported_by_the_owning_shard():
     problems = [{"prompt_id": "a", "prompt": "x"}, {"prompt_id": "a", "prompt": "y"}]
     assert run(problems, shard=Shard(0, 2))[1] == []

@@ -70,6 +70,8 @@ def command(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).")] = 1.0,
     top_k: Annotated[int, typer.Option(help="Top-k filter (-1 = off).")] = -1,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = 4096,
+    max_prompt_tokens: Annotated[int | None, typer.Option(
+        help="Refuse longer prompts (the paper: 2048; with --skip-invalid: drop them).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; per-sample seeds derive from it.")] = 0,
     backend: Annotated[str, typer.Option(
         help="hf, vllm, or auto (vllm when installed and a GPU is present).")] = "auto",
@@ -126,6 +128,8 @@ def command(
                 path != "-" and os.path.exists(path) and os.path.exists(output)
                 and os.path.samefile(path, output) for path in inputs or []):
             raise UsageError(f"-o {output} is also an input; write the samples to another file")
+        if max_prompt_tokens is not None and max_prompt_tokens < 1:
+            raise UsageError(f"--max-prompt-tokens must be at least 1, got {max_prompt_tokens}")
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
         if tensor_parallel_size < 1:
@@ -156,7 +160,8 @@ def command(
             reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
             problems = plan_problems(reader, params=params, encode=engine.encode_prompt,
                                      invalid=reader.invalid, shard=shard_spec, resume=resume_state,
-                                     context_length=engine.context_length, stats=stats)
+                                     context_length=engine.context_length,
+                                     max_prompt_tokens=max_prompt_tokens, stats=stats)
             records = rollout_records(
                 problems, engine, params, model=model, keep_token_ids=token_ids,
                 batch_size=batch_size or (512 if chosen == "vllm" else 8),

@@ -424,6 +424,7 @@ def plan_problems(
     shard: Shard = Shard(),
     resume: ResumeState | None = None,
     context_length: int | None = None,
+    max_prompt_tokens: int | None = None,
     stats: PlanStats | None = None,
 ) -> Iterator[Problem]:
     """Select, validate and tokenize the problems this invocation samples, streaming.
@@ -438,6 +439,8 @@ def plan_problems(
         resume: samples already written; fully written prompts are skipped.
         context_length: the model's context; prompts that cannot fit ``max_tokens`` more tokens
             are refused (VeRL filters them too, ``filter_overlong_prompts``).
+        max_prompt_tokens: refuse longer prompts (VeRL's ``max_prompt_length``, 2048 in the
+            paper's runs, paper-method.md §2.1).
     """
     stats = stats if stats is not None else PlanStats()
     first_seen: dict[str, str] = {}
@@ -481,6 +484,10 @@ def plan_problems(
             continue
         if not prompt_ids:
             invalid(where, "the prompt renders to zero tokens")
+            continue
+        if max_prompt_tokens is not None and len(prompt_ids) > max_prompt_tokens:
+            invalid(where, f"prompt has {len(prompt_ids)} tokens, more than --max-prompt-tokens "
+                    f"{max_prompt_tokens} (use --skip-invalid to drop such prompts)")
             continue
         if context_length is not None and len(prompt_ids) + params.max_tokens > context_length:
             invalid(where, f"prompt has {len(prompt_ids)} tokens; with --max-tokens "
