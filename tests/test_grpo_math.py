@@ -247,3 +247,38 @@ def test_emit_advantages_std_none_and_bad_line():
     assert result.exit_code == 2
     assert result.stderr.strip() == ("rlscale grpo-step: --std must be one of unbiased, biased, "
                                      "none, got 'sample'")
+
+
+@pytest.mark.parametrize(("temperature", "use_bias", "chunk_values"), [
+    (1.0, False, 1 << 22), (0.7, True, 16)])
+def test_fused_logprobs_match_full_logits_values_and_gradients(temperature, use_bias,
+                                                               chunk_values, monkeypatch):
+    monkeypatch.setattr(grpo, "FUSED_CHUNK_VALUES", chunk_values)  # 16: one row per chunk
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(6, 5, generator=generator, dtype=torch.float64)
+    weight = torch.randn(11, 5, generator=generator, dtype=torch.float64)
+    bias = torch.randn(11, generator=generator, dtype=torch.float64) if use_bias else None
+    ids = torch.randint(0, 11, (6,), generator=generator)
+    g_logp, g_ent = torch.randn(6, generator=generator), torch.randn(6, generator=generator)
+
+    def run(fused):
+        leaves = [t.clone().requires_grad_() for t in (hidden, weight)]
+        b = bias.clone().requires_grad_() if use_bias else None
+        if fused:
+            logp, ent = grpo.fused_token_logprobs(*leaves, b, ids, temperature=temperature,
+                                                  with_entropy=True)
+        else:
+            logits = leaves[0] @ leaves[1].T + (b if use_bias else 0)
+            logits = logits / temperature
+            logp = grpo.token_logprobs(logits[None], ids[None])[0]
+            ent = grpo.entropy_from_logits(logits[None])[0]
+        ((logp * g_logp).sum() + (ent * g_ent).sum()).backward()
+        grads = [t.grad for t in leaves] + ([b.grad] if use_bias else [])
+        return logp.detach(), ent.detach(), grads
+
+    logp_f, ent_f, grads_f = run(True)
+    logp_r, ent_r, grads_r = run(False)
+    assert torch.allclose(logp_f.double(), logp_r.double(), atol=1e-5)
+    assert torch.allclose(ent_f.double(), ent_r.double(), atol=1e-5)
+    for a, b in zip(grads_f, grads_r, strict=True):
+        assert torch.allclose(a.double(), b.double(), atol=1e-4)

@@ -408,3 +408,22 @@ def test_bad_records_name_their_line(tiny_checkpoint, tokenizer, tmp_path):
         "rlscale grpo-step: --mini-batches 3: 3 mini-batches need at least 3 prompt groups, "
         "got 2")
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_fused_head_equals_the_models_own_logits(tiny_checkpoint, tokenizer):
+    cfg = TrainConfig(kl_coef=0.0, entropy_coef=0.01, temperature=0.9)
+    trainer = PolicyTrainer(tiny_checkpoint, None, cfg, device="cpu")
+    samples = to_samples(make_records(tokenizer, n_prompts=2, group_size=2), tokenizer)
+    batch = train.collate(samples, trainer.pad_id, trainer.device)
+    results = []
+    for fused in (True, False):
+        trainer.fused_head = fused
+        trainer.model.zero_grad(set_to_none=True)
+        logp, entropy = trainer._forward_logprobs(trainer.model, batch, want_entropy=True)
+        (logp.sum() + (entropy * batch["completion_mask"]).sum()).backward()
+        results.append((logp.detach(), entropy.detach() * batch["completion_mask"],
+                        [p.grad.clone() for _, p in trainer.trainable]))
+    (lf, ef, gf), (lr, er, gr) = results
+    assert torch.allclose(lf, lr, atol=1e-5) and torch.allclose(ef, er, atol=1e-5)
+    for a, b in zip(gf, gr, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

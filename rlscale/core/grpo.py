@@ -345,3 +345,124 @@ def split_groups(n_groups: int, n_parts: int) -> list[range]:
         out.append(range(start, start + size))
         start += size
     return out
+
+
+def _fused_logprob_function():
+    """Build (once) the autograd Function behind :func:`fused_token_logprobs`."""
+    torch = _torch()
+
+    class FusedTokenLogprobs(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, hidden, weight, bias, targets, inv_temperature, chunk, with_entropy,
+                    compute_dtype):
+            ctx.set_materialize_grads(False)
+            n = hidden.shape[0]
+            logp = hidden.new_empty(n, dtype=torch.float32)
+            entropy = hidden.new_zeros(n, dtype=torch.float32)
+            for start in range(0, n, chunk):
+                stop = min(start + chunk, n)
+                z = _chunk_logits(hidden[start:stop], weight, bias, inv_temperature,
+                                  compute_dtype)
+                lse = torch.logsumexp(z, dim=-1)
+                logp[start:stop] = z.gather(-1, targets[start:stop, None]).squeeze(-1) - lse
+                if with_entropy:
+                    probs = torch.exp(z - lse[:, None])
+                    entropy[start:stop] = lse - (probs * z).sum(-1)
+            ctx.save_for_backward(hidden, weight, bias, targets, entropy)
+            ctx.inv_temperature, ctx.chunk, ctx.compute_dtype = inv_temperature, chunk, \
+                compute_dtype
+            return logp, entropy
+
+        @staticmethod
+        def backward(ctx, grad_logp, grad_entropy):
+            hidden, weight, bias, targets, entropy = ctx.saved_tensors
+            grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+            want_weight = ctx.needs_input_grad[1]
+            want_bias = bias is not None and ctx.needs_input_grad[2]
+            grad_weight = grad_bias = None
+            n = hidden.shape[0]
+            for start in range(0, n, ctx.chunk):
+                stop = min(start + ctx.chunk, n)
+                z = _chunk_logits(hidden[start:stop], weight, bias, ctx.inv_temperature,
+                                  ctx.compute_dtype)
+                log_probs = z - torch.logsumexp(z, dim=-1, keepdim=True)
+                probs = torch.exp(log_probs)
+                if grad_logp is not None:
+                    # d log p_y / dz = onehot(y) - p
+                    g = grad_logp[start:stop, None].float()
+                    grad_z = probs * -g
+                    grad_z.scatter_add_(-1, targets[start:stop, None], g)
+                else:
+                    grad_z = torch.zeros_like(z)
+                if grad_entropy is not None:
+                    # dH/dz_j = -p_j (log p_j + H)
+                    h = entropy[start:stop, None]
+                    grad_z -= grad_entropy[start:stop, None].float() * probs * (log_probs + h)
+                if ctx.inv_temperature != 1.0:
+                    grad_z *= ctx.inv_temperature
+                if want_bias:
+                    part = grad_z.sum(0)
+                    grad_bias = part if grad_bias is None else grad_bias.add_(part)
+                dtype = ctx.compute_dtype or hidden.dtype
+                grad_z = grad_z.to(dtype)
+                if grad_hidden is not None:
+                    grad_hidden[start:stop] = (grad_z @ weight.to(dtype)).to(hidden.dtype)
+                if want_weight:
+                    part = (grad_z.T @ hidden[start:stop].to(dtype)).float()
+                    grad_weight = part if grad_weight is None else grad_weight.add_(part)
+            if grad_weight is not None:
+                grad_weight = grad_weight.to(weight.dtype)
+            if grad_bias is not None:
+                grad_bias = grad_bias.to(bias.dtype)
+            return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
+
+    return FusedTokenLogprobs
+
+
+def _chunk_logits(hidden, weight, bias, inv_temperature, compute_dtype=None):
+    """Logits of a row chunk in float32; the matmul itself runs in ``compute_dtype``."""
+    dtype = compute_dtype or torch_float32()
+    z = (hidden.to(dtype) @ weight.to(dtype).T).float()
+    if bias is not None:
+        z = z + bias.float()
+    return z * inv_temperature if inv_temperature != 1.0 else z
+
+
+def torch_float32():
+    return _torch().float32
+
+
+_FUSED = None
+# logits materialised at once (float32 values), whatever the vocabulary: 16 MiB on CPU; on a GPU
+# 128 MiB, so a chunk is a few hundred rows of a 150k vocabulary and kernel launches stay few
+FUSED_CHUNK_VALUES = 1 << 22
+FUSED_CHUNK_VALUES_CUDA = 1 << 25
+
+
+def fused_token_logprobs(hidden, weight, bias, token_ids, *, temperature: float = 1.0,
+                         with_entropy: bool = False, compute_dtype=None):
+    """Log-probs (and entropies) of ``token_ids`` from final hidden states, never holding the
+    full ``(N, V)`` logits: the LM head is applied in row chunks in the forward pass and
+    recomputed chunk by chunk in the backward pass (the memory trick of Liger-style fused
+    linear cross-entropy, here for log-probs).
+
+    Args:
+        hidden: ``(N, H)`` final hidden states of the positions that predict ``token_ids``.
+        weight: ``(V, H)`` LM-head weight; bias: ``(V,)`` or None.
+        token_ids: ``(N,)`` int64 targets.
+        temperature: logits are divided by it (the sampling temperature).
+        with_entropy: also return the entropy per row (differentiable).
+        compute_dtype: dtype of the LM-head matmuls (e.g. ``torch.bfloat16`` as under autocast;
+            default float32); softmax statistics are always float32.
+
+    Returns:
+        ``(logp, entropy)``, each ``(N,)`` float32 (entropy is zeros unless ``with_entropy``).
+        Equal to ``token_logprobs`` / ``entropy_from_logits`` on ``hidden @ weight.T / T``.
+    """
+    global _FUSED
+    if _FUSED is None:
+        _FUSED = _fused_logprob_function()
+    budget = FUSED_CHUNK_VALUES_CUDA if hidden.is_cuda else FUSED_CHUNK_VALUES
+    chunk = max(1, budget // max(int(weight.shape[0]), 1))
+    return _FUSED.apply(hidden, weight, bias, token_ids, 1.0 / temperature, chunk, with_entropy,
+                        compute_dtype)

@@ -194,6 +194,22 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling",
+                     "output_multiplier", "lm_head_multiplier")
+
+
+def _plain_lm_head(causal_lm) -> bool:
+    """True when logits are exactly ``lm_head(hidden)`` (Qwen2, Llama, Mistral, ...)."""
+    config = getattr(causal_lm, "config", None)
+    head = causal_lm.get_output_embeddings() if hasattr(causal_lm, "get_output_embeddings") \
+        else None
+    if config is None or not isinstance(head, torch.nn.Linear):
+        return False
+    if not hasattr(causal_lm, getattr(causal_lm, "base_model_prefix", "") or "-"):
+        return False
+    return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+
+
 # --- batching -----------------------------------------------------------------------------
 
 
@@ -330,6 +346,7 @@ class PolicyTrainer:
                 ref = AutoModelForCausalLM.from_pretrained(ref_abs, dtype=torch.float32)
                 ref.requires_grad_(False)
                 self.ref_model = ref.to(self.device).eval()
+        self.fused_head = True  # chunked LM head; False: the model's own logits (tests compare)
         self._has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0
                                 for m in self.model.modules())
 
@@ -391,8 +408,35 @@ class PolicyTrainer:
 
     def _forward_logprobs(self, model, batch: dict[str, torch.Tensor], *,
                           want_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-probs ``(B, C)`` of the completion tokens (and entropies if asked)."""
+        """Log-probs ``(B, C)`` of the completion tokens (and entropies if asked).
+
+        The fused path runs the backbone, keeps the hidden states of completion positions only,
+        and applies the LM head in chunks (:func:`grpo.fused_token_logprobs`), so the
+        ``(B, C, V)`` logits never exist; other architectures (logit soft-capping or scaling)
+        go through the model's own head.
+        """
         n_completion = batch["completion_ids"].shape[1]
+        mask = batch["completion_mask"] > 0
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        entropy = None
+        if self.fused_head and _plain_lm_head(causal_lm):
+            backbone = getattr(causal_lm, causal_lm.base_model_prefix)
+            head = causal_lm.get_output_embeddings()
+            with self._autocast():
+                out = backbone(input_ids=batch["input_ids"],
+                               attention_mask=batch["attention_mask"],
+                               position_ids=batch["position_ids"], use_cache=False)
+            hidden = out.last_hidden_state[:, -(n_completion + 1):-1, :][mask]
+            logp_rows, entropy_rows = grpo.fused_token_logprobs(
+                hidden, head.weight, head.bias, batch["completion_ids"][mask],
+                temperature=self.config.temperature, with_entropy=want_entropy,
+                compute_dtype=torch.bfloat16 if self.precision == "bf16" else None)
+            logp = logp_rows.new_zeros(mask.shape).masked_scatter(mask, logp_rows)
+            if want_entropy:
+                entropy = entropy_rows.new_zeros(mask.shape).masked_scatter(mask, entropy_rows)
+                if not self.config.entropy_coef:
+                    entropy = entropy.detach()
+            return logp, entropy
         with self._autocast():
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                         position_ids=batch["position_ids"], use_cache=False,
@@ -400,8 +444,7 @@ class PolicyTrainer:
         logits = out.logits[:, :-1, :].float()
         if self.config.temperature != 1.0:
             logits = logits / self.config.temperature
-        logp = grpo.token_logprobs(logits, batch["completion_ids"])
-        entropy = None
+        logp = grpo.token_logprobs(logits, batch["completion_ids"]) * mask
         if want_entropy:
             if self.config.entropy_coef:
                 entropy = grpo.entropy_from_logits(logits)
@@ -435,13 +478,15 @@ class PolicyTrainer:
                 else:
                     ref_logp, _ = self._forward_logprobs(self.ref_model, batch,
                                                          want_entropy=False)
+                ref_logp = ref_logp.cpu()  # one device-to-host copy per micro-batch
                 for row, i in enumerate(chunk):
-                    prepared.ref_logp[i] = ref_logp[row, :len(samples[i].completion_ids)].cpu()
+                    prepared.ref_logp[i] = ref_logp[row, :len(samples[i].completion_ids)]
             old_rows = [(row, i) for row, i in enumerate(chunk) if i in need_old_set]
             if old_rows:
                 old_logp, _ = self._forward_logprobs(self.model, batch, want_entropy=False)
+                old_logp = old_logp.cpu()
                 for row, i in old_rows:
-                    prepared.old_logp[i] = old_logp[row, :len(samples[i].completion_ids)].cpu()
+                    prepared.old_logp[i] = old_logp[row, :len(samples[i].completion_ids)]
         return prepared
 
     # -- one training step --
@@ -548,22 +593,28 @@ class PolicyTrainer:
         n_seqs = sum(1 for i in members if samples[i].completion_ids)
         norms = {"n_tokens": n_tokens, "n_seqs": n_seqs, "scale": loss_scale}
         use_kl = self.ref_model is not None or self.ref_is_base
-        sums = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0,
-                "clip_frac_lower": 0.0, "entropy": 0.0, "ppo_kl": 0.0,
-                "n_tokens": float(n_tokens)}
+        zero = torch.zeros((), device=self.device)
+        totals = {key: zero.clone() for key in ("loss", "pg_loss", "kl", "clip_frac",
+                                                 "clip_frac_lower", "entropy", "ppo_kl")}
         for chunk in micro_batches(members, samples, cfg.micro_batch_size):
             batch = collate([samples[i] for i in chunk], self.pad_id, self.device)
             mask = batch["completion_mask"]
             logp, entropy = self._forward_logprobs(self.model, batch, want_entropy=True)
-            old = torch.zeros_like(logp)
-            ref = torch.zeros_like(logp) if use_kl else None
+            # old / reference log-probs padded on the host, moved in one copy each
+            old_host = torch.zeros(logp.shape)
+            ref_host = torch.zeros(logp.shape) if use_kl else None
+            recompute = torch.zeros(len(chunk), 1, dtype=torch.bool)
             for row, i in enumerate(chunk):
                 length = len(samples[i].completion_ids)
-                old_row = prepared.old_logp[i]
-                old[row, :length] = (logp[row, :length].detach() if old_row is None
-                                     else old_row.to(self.device))
-                if ref is not None:
-                    ref[row, :length] = prepared.ref_logp[i].to(self.device)
+                if prepared.old_logp[i] is None:
+                    recompute[row] = True  # first mini-batch: π_old is the current policy
+                else:
+                    old_host[row, :length] = prepared.old_logp[i]
+                if ref_host is not None:
+                    ref_host[row, :length] = prepared.ref_logp[i]
+            old = torch.where(recompute.to(self.device), logp.detach(),
+                              old_host.to(self.device, non_blocking=True))
+            ref = ref_host.to(self.device, non_blocking=True) if ref_host is not None else None
             adv = torch.tensor([[samples[i].advantage] for i in chunk], dtype=torch.float32,
                                device=self.device)
             terms = grpo.policy_loss_terms(logp, old, adv, clip_low=cfg.clip_low,
@@ -574,18 +625,21 @@ class PolicyTrainer:
                 kl = grpo.aggregate_loss(grpo.kl_estimate(logp, ref, cfg.kl_estimator), mask,
                                          cfg.loss_agg, **norms)
                 loss = loss + cfg.kl_coef * kl
-                sums["kl"] += kl.item()
+                totals["kl"] += kl.detach()
             if cfg.entropy_coef:
                 loss = loss - cfg.entropy_coef * grpo.aggregate_loss(entropy, mask, cfg.loss_agg,
                                                                      **norms)
             loss.backward()
-            sums["loss"] += loss.item()
-            sums["pg_loss"] += pg.item()
-            with torch.no_grad():
-                sums["clip_frac"] += (terms.clipped * mask).sum().item()
-                sums["clip_frac_lower"] += (terms.dual_clipped * mask).sum().item()
-                sums["entropy"] += (entropy * mask).sum().item()
-                sums["ppo_kl"] += ((old - logp) * mask).sum().item()
+            with torch.no_grad():  # metrics stay on the device: one sync per mini-batch
+                totals["loss"] += loss.detach()
+                totals["pg_loss"] += pg.detach()
+                totals["clip_frac"] += (terms.clipped * mask).sum()
+                totals["clip_frac_lower"] += (terms.dual_clipped * mask).sum()
+                totals["entropy"] += (entropy * mask).sum()
+                totals["ppo_kl"] += ((old - logp.detach()) * mask).sum()
+        values = torch.stack(list(totals.values())).cpu().tolist()
+        sums = dict(zip(totals, values, strict=True))
+        sums["n_tokens"] = float(n_tokens)
         return sums
 
     # -- saving --
