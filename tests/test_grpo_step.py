@@ -427,3 +427,25 @@ def test_fused_head_equals_the_models_own_logits(tiny_checkpoint, tokenizer):
     assert torch.allclose(lf, lr, atol=1e-5) and torch.allclose(ef, er, atol=1e-5)
     for a, b in zip(gf, gr, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_bf16_checkpoint_keeps_its_dtype_and_an_exact_float32_master(tiny_checkpoint, tokenizer,
+                                                                      tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base = str(tmp_path / "bf16")
+    AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.bfloat16).save_pretrained(
+        base)
+    tokenizer.save_pretrained(base)
+    cfg = TrainConfig(lr=1e-6, kl_coef=0.0, mini_batches=1)
+    trainer = PolicyTrainer(base, None, cfg, device="cpu")
+    trainer.train_step(to_samples(make_records(tokenizer), tokenizer))
+    trainer.save(str(tmp_path / "s1"))
+    saved = load_weights(str(tmp_path / "s1"))
+    assert {v.dtype for v in saved.values()} == {torch.bfloat16}  # what rollout loads
+    resumed = PolicyTrainer(str(tmp_path / "s1"), None, cfg, device="cpu")
+    moved = 0
+    for (name, a), (_, b) in zip(trainer.trainable, resumed.trainable, strict=True):
+        assert torch.equal(a, b), name  # float32 master: lr 1e-6 updates are not rounded away
+        moved += not torch.equal(a.to(torch.bfloat16), a)
+    assert moved > 0

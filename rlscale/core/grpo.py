@@ -365,9 +365,9 @@ def _fused_logprob_function():
                                   compute_dtype)
                 lse = torch.logsumexp(z, dim=-1)
                 logp[start:stop] = z.gather(-1, targets[start:stop, None]).squeeze(-1) - lse
-                if with_entropy:
-                    probs = torch.exp(z - lse[:, None])
-                    entropy[start:stop] = lse - (probs * z).sum(-1)
+                if with_entropy:  # H = lse - Σ p·z, with p·z formed in place (one extra tile)
+                    weighted = torch.sub(z, lse[:, None]).exp_().mul_(z)
+                    entropy[start:stop] = lse - weighted.sum(-1)
             ctx.save_for_backward(hidden, weight, bias, targets, entropy)
             ctx.inv_temperature, ctx.chunk, ctx.compute_dtype = inv_temperature, chunk, \
                 compute_dtype
@@ -376,7 +376,7 @@ def _fused_logprob_function():
         @staticmethod
         def backward(ctx, grad_logp, grad_entropy):
             hidden, weight, bias, targets, entropy = ctx.saved_tensors
-            grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+            grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
             want_weight = ctx.needs_input_grad[1]
             want_bias = bias is not None and ctx.needs_input_grad[2]
             grad_weight = grad_bias = None
@@ -385,19 +385,27 @@ def _fused_logprob_function():
                 stop = min(start + ctx.chunk, n)
                 z = _chunk_logits(hidden[start:stop], weight, bias, ctx.inv_temperature,
                                   ctx.compute_dtype)
-                log_probs = z - torch.logsumexp(z, dim=-1, keepdim=True)
-                probs = torch.exp(log_probs)
+                lse = torch.logsumexp(z, dim=-1, keepdim=True)
+                entropy_term = None
+                if grad_entropy is not None:
+                    # dH/dz_j = -p_j (log p_j + H)
+                    log_probs = z - lse
+                    h = entropy[start:stop, None]
+                    entropy_term = log_probs.exp() * (log_probs + h)
+                    entropy_term *= -grad_entropy[start:stop, None].float()
+                    del log_probs
+                probs = z.sub_(lse).exp_()  # the logits tile becomes the softmax, in place
                 if grad_logp is not None:
                     # d log p_y / dz = onehot(y) - p
                     g = grad_logp[start:stop, None].float()
-                    grad_z = probs * -g
+                    grad_z = probs.mul_(-g)
                     grad_z.scatter_add_(-1, targets[start:stop, None], g)
+                    if entropy_term is not None:
+                        grad_z += entropy_term
                 else:
-                    grad_z = torch.zeros_like(z)
-                if grad_entropy is not None:
-                    # dH/dz_j = -p_j (log p_j + H)
-                    h = entropy[start:stop, None]
-                    grad_z -= grad_entropy[start:stop, None].float() * probs * (log_probs + h)
+                    grad_z = entropy_term
+                if grad_z is None:
+                    continue
                 if ctx.inv_temperature != 1.0:
                     grad_z *= ctx.inv_temperature
                 if want_bias:
@@ -434,9 +442,9 @@ def torch_float32():
 
 _FUSED = None
 # logits materialised at once (float32 values), whatever the vocabulary: 16 MiB on CPU; on a GPU
-# 128 MiB, so a chunk is a few hundred rows of a 150k vocabulary and kernel launches stay few
+# 64 MiB, so a chunk is ~100 rows of a 150k vocabulary and kernel launches stay few
 FUSED_CHUNK_VALUES = 1 << 22
-FUSED_CHUNK_VALUES_CUDA = 1 << 25
+FUSED_CHUNK_VALUES_CUDA = 1 << 24
 
 
 def fused_token_logprobs(hidden, weight, bias, token_ids, *, temperature: float = 1.0,
