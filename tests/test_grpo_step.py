@@ -449,3 +449,18 @@ def test_bf16_checkpoint_keeps_its_dtype_and_an_exact_float32_master(tiny_checkp
         assert torch.equal(a, b), name  # float32 master: lr 1e-6 updates are not rounded away
         moved += not torch.equal(a.to(torch.bfloat16), a)
     assert moved > 0
+
+
+def test_out_that_is_not_a_checkpoint_is_never_replaced(tiny_checkpoint, tmp_path):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me")
+    result = invoke(["grpo-step", "--policy", tiny_checkpoint, "--out", str(precious),
+                     "--kl-coef", "0"], input="")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"rlscale grpo-step: --out {precious}: exists and is not a model checkpoint (refusing "
+        "to replace it; choose a new or checkpoint directory)")
+    assert (precious / "thesis.tex").read_text() == "keep me"
+    with pytest.raises(RlscaleError, match="does not exist"):
+        train.check_output_dir(str(tmp_path / "missing" / "ckpt"))

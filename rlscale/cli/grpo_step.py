@@ -176,11 +176,13 @@ def command(
             PolicyTrainer,
             Sample,
             check_checkpoint_dir,
+            check_output_dir,
             sample_from_record,
         )
 
         started = time.perf_counter()
         check_checkpoint_dir(policy, "--policy")
+        check_output_dir(out)
         if ref is not None:
             check_checkpoint_dir(ref, "--ref")
         with open_rejects(rejects, skip_invalid) as rejects_file:

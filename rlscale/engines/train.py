@@ -163,6 +163,24 @@ def check_checkpoint_dir(path: str, option: str) -> None:
                            "(not a transformers checkpoint or PEFT adapter)")
 
 
+def check_output_dir(path: str) -> None:
+    """Refuse an ``--out`` that exists but is not a checkpoint: saving replaces the directory
+    as a whole, which must never delete unrelated files."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise RlscaleError(f"--out {path}: directory {parent} does not exist")
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise RlscaleError(f"--out {path}: exists and is not a checkpoint directory")
+    entries = os.listdir(path)
+    markers = ("config.json", ADAPTER_CONFIG, TRAINER_STATE_FILE)
+    if entries and not any(m in entries for m in markers):
+        raise RlscaleError(f"--out {path}: exists and is not a model checkpoint (refusing to "
+                           "replace it; choose a new or checkpoint directory)")
+
+
 def read_trainer_state(path: str) -> dict[str, Any]:
     """The JSON trainer state of a checkpoint, or a fresh state for a plain model."""
     state_path = os.path.join(path, TRAINER_STATE_FILE)
@@ -651,8 +669,7 @@ class PolicyTrainer:
 
         out_dir = os.path.abspath(out_dir)
         parent = os.path.dirname(out_dir)
-        if not os.path.isdir(parent):
-            raise RlscaleError(f"--out {out_dir}: directory {parent} does not exist")
+        check_output_dir(out_dir)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
         try:
             if self.config.lora is not None:
