@@ -282,3 +282,23 @@ def test_fused_logprobs_match_full_logits_values_and_gradients(temperature, use_
     assert torch.allclose(ent_f.double(), ent_r.double(), atol=1e-5)
     for a, b in zip(grads_f, grads_r, strict=True):
         assert torch.allclose(a.double(), b.double(), atol=1e-4)
+
+
+def test_emit_verl_maps_every_setting():
+    result = run_cli(["grpo-step", "--emit", "verl", "--policy", "/m", "--kl", "k2", "--std",
+                      "biased", "--mini-batches", "4", "--train-batch-size", "256",
+                      "--clip-high", "0.28", "--dual-clip", "0", "--lora", "--lora-rank", "16"])
+    assert result.exit_code == 0, result.stderr
+    (record,) = result.records
+    overrides = dict(item.split("=", 1) for item in record["verl_overrides"])
+    assert overrides["algorithm.adv_estimator"] == "grpo"
+    assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
+    assert overrides["actor_rollout_ref.actor.kl_loss_type"] == "mse"
+    assert overrides["actor_rollout_ref.actor.clip_ratio_high"] == "0.28"
+    assert overrides["actor_rollout_ref.actor.loss_agg_mode"] == "token-mean"
+    assert overrides["actor_rollout_ref.model.lora_rank"] == "16"
+    assert overrides["actor_rollout_ref.model.path"] == "/m"
+    assert record["command"].startswith("python3 -m verl.trainer.main_ppo algorithm.")
+    assert any("unbiased std only" in c for c in record["caveats"])
+    assert any("dual clip" in c for c in record["caveats"])
+    assert "rlscale grpo-step: note: VeRL's GRPO advantage uses the unbiased std" in result.stderr

@@ -35,8 +35,8 @@ HELP = (
     "with gradient accumulation over micro-batches. Writes the updated checkpoint (with "
     "optimizer state and step counter, atomically; --out may equal --policy) and prints one "
     "metrics record. With --emit advantages: no model, prints every input record with "
-    "'advantage' added. Needs all input (groups may be interleaved); single device, for "
-    "multi-GPU runs use VeRL with the same settings."
+    "'advantage' added. Needs all input (groups may be interleaved). Single device; for "
+    "multi-GPU runs, --emit verl prints the equivalent VeRL settings."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -44,7 +44,8 @@ EPILOG = (
     "ckpt --ref base --out ckpt >> metrics.jsonl\n\n"
     "  rlscale grpo-step scored.jsonl --policy base --ref base --out step1 --lora "
     "--lr 1e-5 --micro-batch-size 4\n\n"
-    "  rlscale grpo-step --emit advantages --std none scored.jsonl > with_adv.jsonl"
+    "  rlscale grpo-step --emit advantages --std none scored.jsonl > with_adv.jsonl\n\n"
+    "  rlscale grpo-step --emit verl --policy Qwen2.5-7B-Instruct --train-batch-size 512"
 )
 
 
@@ -67,7 +68,12 @@ def command(
         metavar="DIR")] = None,
     emit: Annotated[str, typer.Option(
         "--emit", help="metrics: train and print one metrics record; advantages: no model, "
-        "print the records with 'advantage' added.")] = "metrics",
+        "print the records with 'advantage' added; verl: no input, print the VeRL main_ppo "
+        "overrides for these settings (multi-GPU hand-off).")] = "metrics",
+    train_batch_size: Annotated[int, typer.Option(
+        "--train-batch-size", help="With --emit verl: prompts per step.")] = 512,
+    group_size: Annotated[int, typer.Option(
+        "--group-size", help="With --emit verl: samples per prompt (rollout -n).")] = 8,
     lora: Annotated[bool, typer.Option("--lora", help="Train a LoRA adapter (peft) instead of "
                                        "all weights.")] = False,
     lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank r.")] = 32,
@@ -132,8 +138,11 @@ def command(
     def body() -> None:
         from rlscale.core.grpo import STD_MODES
 
-        _choice(emit, ("metrics", "advantages"), "--emit")
+        _choice(emit, ("metrics", "advantages", "verl"), "--emit")
         _choice(std, STD_MODES, "--std")
+        if emit == "verl":
+            _emit_verl()
+            return
         warn_if_waiting_on_tty(inputs, quiet)
         if emit == "advantages":
             _emit_advantages(inputs, std, output, skip_invalid, rejects, quiet)
@@ -147,6 +156,32 @@ def command(
             raise UsageError("--out must differ from --ref (the reference is never modified)")
         config = _train_config()
         _train(config)
+
+    def _emit_verl() -> None:
+        from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, verl_overrides
+        from rlscale.core.jsonl import RecordWriter
+
+        if policy is None:
+            raise UsageError("--emit verl needs --policy (the model VeRL starts from)")
+        _choice(kl, KL_ESTIMATORS, "--kl")
+        _choice(loss_agg, LOSS_AGG_MODES, "--loss-agg")
+        if train_batch_size < 1 or group_size < 1 or mini_batches < 1:
+            raise UsageError("--train-batch-size, --group-size and --mini-batches must be >= 1")
+        overrides, caveats = verl_overrides(
+            policy=os.path.abspath(policy), lr=lr, clip_low=clip, clip_high=clip_high,
+            dual_clip=dual_clip or None, kl_coef=kl_coef, kl_estimator=kl, loss_agg=loss_agg,
+            entropy_coef=entropy_coef, mini_batches=mini_batches,
+            micro_batch_size=micro_batch_size, max_grad_norm=max_grad_norm or None,
+            weight_decay=weight_decay, std_mode=std, temperature=temperature, shuffle=shuffle,
+            train_batch_size=train_batch_size, group_size=group_size,
+            lora_rank=lora_rank if lora else None, lora_alpha=lora_alpha,
+            lora_target=lora_target)
+        with RecordWriter(output) as writer:
+            writer.write({"verl_overrides": overrides, "caveats": caveats,
+                          "command": "python3 -m verl.trainer.main_ppo " + " ".join(overrides),
+                          "run_meta": run_meta(seed)})
+        for caveat in caveats:
+            say(f"rlscale grpo-step: note: {caveat}", quiet)
 
     def _train_config():
         from rlscale.engines.train import LoraSettings, TrainConfig

@@ -474,3 +474,72 @@ def fused_token_logprobs(hidden, weight, bias, token_ids, *, temperature: float 
     chunk = max(1, budget // max(int(weight.shape[0]), 1))
     return _FUSED.apply(hidden, weight, bias, token_ids, 1.0 / temperature, chunk, with_entropy,
                         compute_dtype)
+
+
+# --- hand-off to VeRL ------------------------------------------------------------------------
+
+VERL_KL_NAMES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
+
+
+def verl_overrides(*, policy: str, lr: float, clip_low: float, clip_high: float,
+                   dual_clip: float | None, kl_coef: float, kl_estimator: str, loss_agg: str,
+                   entropy_coef: float, mini_batches: int, micro_batch_size: int,
+                   max_grad_norm: float | None, weight_decay: float, std_mode: str,
+                   temperature: float, shuffle: bool, train_batch_size: int, group_size: int,
+                   lora_rank: int | None = None, lora_alpha: int | None = None,
+                   lora_target: str = "all-linear") -> tuple[list[str], list[str]]:
+    """VeRL ``main_ppo`` Hydra overrides that run the same GRPO step on many GPUs.
+
+    Returns ``(overrides, caveats)``: the ``key=value`` strings, and what VeRL cannot express
+    (biased std, a dual clip switched off). ``train_batch_size`` is prompts per step; VeRL's
+    ``ppo_mini_batch_size`` counts prompts too, so it is ``train_batch_size / mini_batches``.
+
+    >>> o, _ = verl_overrides(policy="m", lr=1e-6, clip_low=0.2, clip_high=0.2, dual_clip=3.0,
+    ...     kl_coef=0.001, kl_estimator="k3", loss_agg="token-mean", entropy_coef=0.0,
+    ...     mini_batches=4, micro_batch_size=8, max_grad_norm=1.0, weight_decay=0.1,
+    ...     std_mode="unbiased", temperature=1.0, shuffle=False, train_batch_size=512,
+    ...     group_size=8)
+    >>> [x for x in o if "mini_batch" in x or "kl_loss_type" in x]
+    ['actor_rollout_ref.actor.ppo_mini_batch_size=128', 'actor_rollout_ref.actor.kl_loss_type=low_var_kl']
+    """
+    caveats = []
+    if train_batch_size % mini_batches:
+        caveats.append(f"train batch {train_batch_size} is not divisible by {mini_batches} "
+                       "mini-batches (VeRL needs equal mini-batches)")
+    actor = "actor_rollout_ref.actor"
+    overrides = [
+        "algorithm.adv_estimator=grpo",
+        f"algorithm.norm_adv_by_std_in_grpo={std_mode != 'none'}",
+        "algorithm.use_kl_in_reward=False",
+        f"data.train_batch_size={train_batch_size}",
+        f"actor_rollout_ref.model.path={policy}",
+        f"actor_rollout_ref.rollout.n={group_size}",
+        f"actor_rollout_ref.rollout.temperature={temperature}",
+        f"{actor}.optim.lr={lr}",
+        f"{actor}.optim.weight_decay={weight_decay}",
+        f"{actor}.grad_clip={max_grad_norm if max_grad_norm else 1e12}",
+        f"{actor}.ppo_mini_batch_size={max(train_batch_size // mini_batches, 1)}",
+        f"{actor}.ppo_micro_batch_size_per_gpu={micro_batch_size}",
+        f"{actor}.ppo_epochs=1",
+        f"{actor}.shuffle={shuffle}",
+        f"{actor}.clip_ratio_low={clip_low}",
+        f"{actor}.clip_ratio_high={clip_high}",
+        f"{actor}.clip_ratio_c={dual_clip if dual_clip else 1e9}",
+        f"{actor}.use_kl_loss={kl_coef > 0}",
+        f"{actor}.kl_loss_coef={kl_coef}",
+        f"{actor}.kl_loss_type={VERL_KL_NAMES[kl_estimator]}",
+        f"{actor}.loss_agg_mode={loss_agg}",
+        f"{actor}.entropy_coeff={entropy_coef}",
+    ]
+    if lora_rank:
+        overrides += [f"actor_rollout_ref.model.lora_rank={lora_rank}",
+                      f"actor_rollout_ref.model.lora_alpha={lora_alpha}",
+                      f"actor_rollout_ref.model.target_modules={lora_target}"]
+    if std_mode == "biased":
+        caveats.append("VeRL's GRPO advantage uses the unbiased std only (--std biased has no "
+                       "equivalent)")
+    if not dual_clip:
+        caveats.append("VeRL always applies the dual clip; a huge clip_ratio_c stands in for "
+                       "--dual-clip 0")
+    caveats.append("VeRL's reference model is the initial policy (actor_rollout_ref.model.path)")
+    return overrides, caveats
