@@ -242,23 +242,21 @@ def collate(samples: Sequence[Sample], pad_id: int, device: torch.device) -> dic
     """
     n_prompt = max(len(s.prompt_ids) for s in samples)
     n_completion = max(max(len(s.completion_ids) for s in samples), 1)
-    rows, masks, completions, completion_masks = [], [], [], []
-    for s in samples:
-        left = n_prompt - len(s.prompt_ids)
-        right = n_completion - len(s.completion_ids)
-        rows.append([pad_id] * left + s.prompt_ids + s.completion_ids + [pad_id] * right)
-        masks.append([0] * left + [1] * (len(s.prompt_ids) + len(s.completion_ids)) + [0] * right)
-        completions.append(s.completion_ids + [pad_id] * right)
-        completion_masks.append([1] * len(s.completion_ids) + [0] * right)
-    attention_mask = torch.tensor(masks, dtype=torch.long)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return {
-        "input_ids": torch.tensor(rows, dtype=torch.long, device=device),
-        "attention_mask": attention_mask.to(device),
-        "position_ids": position_ids.to(device),
-        "completion_ids": torch.tensor(completions, dtype=torch.long, device=device),
-        "completion_mask": torch.tensor(completion_masks, dtype=torch.float32, device=device),
-    }
+    width = n_prompt + n_completion
+    input_ids = np.full((len(samples), width), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(samples), width), dtype=np.int64)
+    for row, s in enumerate(samples):
+        start, stop = n_prompt - len(s.prompt_ids), n_prompt + len(s.completion_ids)
+        input_ids[row, start:n_prompt] = s.prompt_ids
+        input_ids[row, n_prompt:stop] = s.completion_ids
+        attention_mask[row, start:stop] = 1
+    position_ids = np.maximum(attention_mask.cumsum(-1) - 1, 0)
+    completion_mask = attention_mask[:, n_prompt:].astype(np.float32)
+    tensors = {"input_ids": input_ids, "attention_mask": attention_mask,
+               "position_ids": position_ids, "completion_ids": input_ids[:, n_prompt:],
+               "completion_mask": completion_mask}
+    return {name: torch.from_numpy(np.ascontiguousarray(value)).to(device)
+            for name, value in tensors.items()}
 
 
 def micro_batches(indices: Sequence[int], samples: Sequence[Sample], size: int) -> list[list[int]]:
