@@ -154,6 +154,9 @@ def test_micro_batch_accumulation_equals_the_full_batch_gradient(tiny_checkpoint
         return sums, [p.grad.clone() for p in params]
 
     sums_micro, micro = gradient()
+    trainer.config = dataclasses.replace(cfg, micro_batch_size=64, max_tokens_per_micro_batch=90)
+    assert len(train.micro_batches(members, samples, 64, 90)) >= 3  # token budget splits
+    sums_tokens, by_tokens = gradient()
     trainer.config = dataclasses.replace(cfg, micro_batch_size=64)
     sums_full, full = gradient()
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -161,9 +164,10 @@ def test_micro_batch_accumulation_equals_the_full_batch_gradient(tiny_checkpoint
     expected.backward()
     assert sums_micro["loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert sums_full["loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert sums_tokens["loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert sums_micro["clip_frac"] > 0  # the clip really was exercised
-    for a, b, p in zip(micro, full, params, strict=True):
-        assert torch.allclose(a, b, atol=1e-6)
+    for a, b, c, p in zip(micro, full, by_tokens, params, strict=True):
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(c, b, atol=1e-6)
         assert torch.allclose(a, p.grad, atol=1e-6)
 
 

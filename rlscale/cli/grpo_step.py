@@ -104,6 +104,9 @@ def command(
     micro_batch_size: Annotated[int, typer.Option(
         "--micro-batch-size", help="Sequences per forward/backward (gradient accumulation).")
     ] = 8,
+    max_tokens_per_micro_batch: Annotated[int | None, typer.Option(
+        "--max-tokens-per-micro-batch", help="Also cap padded tokens per forward/backward "
+        "(bounds memory when completion lengths vary; VeRL's dynamic batch size).")] = None,
     max_grad_norm: Annotated[float, typer.Option(
         "--max-grad-norm", help="Clip the gradient norm (0: no clipping).")] = 1.0,
     weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")
@@ -195,6 +198,7 @@ def command(
                 dual_clip=dual_clip if dual_clip else None, kl_coef=kl_coef, kl_estimator=kl,
                 loss_agg=loss_agg, loss_scale=loss_scale, entropy_coef=entropy_coef,
                 mini_batches=mini_batches, micro_batch_size=micro_batch_size,
+                max_tokens_per_micro_batch=max_tokens_per_micro_batch,
                 max_grad_norm=max_grad_norm if max_grad_norm else None,
                 weight_decay=weight_decay, temperature=temperature, shuffle=shuffle, seed=seed,
                 lora=LoraSettings(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout,

@@ -79,6 +79,7 @@ class TrainConfig:
     entropy_coef: float = 0.0
     mini_batches: int = 4
     micro_batch_size: int = 8
+    max_tokens_per_micro_batch: int | None = None  # padded tokens per forward (VeRL dynamic bsz)
     max_grad_norm: float | None = 1.0
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
@@ -106,6 +107,9 @@ class TrainConfig:
             (self.mini_batches >= 1, f"--mini-batches must be >= 1, got {self.mini_batches}"),
             (self.micro_batch_size >= 1,
              f"--micro-batch-size must be >= 1, got {self.micro_batch_size}"),
+            (self.max_tokens_per_micro_batch is None or self.max_tokens_per_micro_batch >= 1,
+             "--max-tokens-per-micro-batch must be >= 1, got "
+             f"{self.max_tokens_per_micro_batch}"),
             (self.max_grad_norm is None or self.max_grad_norm > 0,
              f"--max-grad-norm must be > 0 (or 0 to disable), got {self.max_grad_norm}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
@@ -259,15 +263,38 @@ def collate(samples: Sequence[Sample], pad_id: int, device: torch.device) -> dic
             for name, value in tensors.items()}
 
 
-def micro_batches(indices: Sequence[int], samples: Sequence[Sample], size: int) -> list[list[int]]:
-    """Chunk sample indices into micro-batches of ``size``, longest sequences first.
+def micro_batches(indices: Sequence[int], samples: Sequence[Sample], size: int,
+                  max_tokens: int | None = None) -> list[list[int]]:
+    """Chunk sample indices into micro-batches, longest sequences first.
 
-    Sorting by total length cuts padding; the loss is order-independent because every
+    A micro-batch holds at most ``size`` sequences and, with ``max_tokens``, at most that many
+    padded tokens (rows × longest row), so memory stays bounded when lengths vary (VeRL's
+    ``use_dynamic_bsz``); a single sequence longer than ``max_tokens`` gets a micro-batch of
+    its own. Sorting by length cuts padding; the loss is order-independent because every
     micro-batch is normalised by mini-batch-wide counts.
+
+    >>> s = [Sample([1], [2] * n, 0.0, 0) for n in (3, 9, 5, 1)]
+    >>> micro_batches(range(4), s, 8, max_tokens=12)
+    [[1], [2, 0], [3]]
     """
-    ordered = sorted(indices, key=lambda i: -(len(samples[i].prompt_ids)
-                                              + len(samples[i].completion_ids)))
-    return [ordered[k:k + size] for k in range(0, len(ordered), size)]
+    def length(i: int) -> int:
+        return len(samples[i].prompt_ids) + len(samples[i].completion_ids)
+
+    ordered = sorted(indices, key=lambda i: -length(i))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in ordered:
+        # rows are sorted longest first, so the current chunk's padded width is its first row
+        width = length(current[0]) if current else length(i)
+        too_many = len(current) >= size
+        too_long = max_tokens is not None and (len(current) + 1) * width > max_tokens
+        if current and (too_many or too_long):
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 # --- the trainer ---------------------------------------------------------------------------
@@ -485,7 +512,8 @@ class PolicyTrainer:
         self.model.eval()
         todo = sorted(set(range(len(samples))) if need_ref else set(need_old))
         need_old_set = set(need_old)
-        for chunk in micro_batches(todo, samples, self.config.micro_batch_size):
+        for chunk in micro_batches(todo, samples, self.config.micro_batch_size,
+                                   self.config.max_tokens_per_micro_batch):
             batch = collate([samples[i] for i in chunk], self.pad_id, self.device)
             if need_ref:
                 if self.ref_is_base:
@@ -612,7 +640,8 @@ class PolicyTrainer:
         zero = torch.zeros((), device=self.device)
         totals = {key: zero.clone() for key in ("loss", "pg_loss", "kl", "clip_frac",
                                                  "clip_frac_lower", "entropy", "ppo_kl")}
-        for chunk in micro_batches(members, samples, cfg.micro_batch_size):
+        for chunk in micro_batches(members, samples, cfg.micro_batch_size,
+                                   cfg.max_tokens_per_micro_batch):
             batch = collate([samples[i] for i in chunk], self.pad_id, self.device)
             mask = batch["completion_mask"]
             logp, entropy = self._forward_logprobs(self.model, batch, want_entropy=True)
