@@ -51,3 +51,51 @@ def test_unknown_option_is_a_usage_error():
     result = run_cli(["flops", "--no-such-option"])
     assert result.exit_code == 2
     assert "No such option" in result.stderr
+
+
+def minimal_args(command: str, checkpoint: str, tmp_path) -> list[str]:
+    """The fewest options with which each command reads records."""
+    return {
+        "flops": ["--n-params", "7e9"],
+        "rollout": ["--model", checkpoint],
+        "grpo-step": ["--policy", checkpoint, "--ref", checkpoint,
+                      "--out", str(tmp_path / "out")],
+    }.get(command, [])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_empty_input_is_valid_bad_json_is_one_line_and_skip_invalid_counts(
+        command, tiny_checkpoint, tmp_path):
+    args = [command, *minimal_args(command, tiny_checkpoint, tmp_path)]
+
+    empty = run_cli(args, input="")
+    assert (empty.exit_code, empty.stdout) == (0, ""), empty.stderr
+
+    bad = run_cli(args, input='{"prompt_id": 1,\n')
+    assert bad.exit_code == 1
+    assert bad.stdout == ""
+    assert bad.stderr.startswith(f"rlscale {command}: <stdin>:1: invalid JSON: ")
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+    rejects = tmp_path / "rejects.jsonl"
+    skipped = run_cli([*args, "--skip-invalid", "--rejects", str(rejects)],
+                      input='{"prompt_id": 1,\n')
+    assert (skipped.exit_code, skipped.stdout) == (0, ""), skipped.stderr
+    assert f"rlscale {command}: skipped 1 invalid line(s) (written to {rejects})" in skipped.stderr
+    assert rejects.read_text() == '{"prompt_id": 1,\n'
+    assert not (tmp_path / "out").exists()  # grpo-step wrote no checkpoint
+
+
+def test_closed_downstream_pipe_ends_quietly(tmp_path):
+    """`rlscale flops big.jsonl | head -1` must end without a BrokenPipe traceback."""
+    source = tmp_path / "steps.jsonl"
+    source.write_text("".join(f'{{"run_id": "r", "step": {i}, "n_tokens": 1000}}\n'
+                              for i in range(50_000)))
+    proc = subprocess.Popen([sys.executable, "-m", "rlscale", "flops", str(source),
+                             "--n-params", "7e9"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after one line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert b'"step":0' in first
+    assert stderr == ""

@@ -201,8 +201,13 @@ BAD_INPUTS = [
     ('{"N":"big","C":1e18,"loss":0.5}\n',
      "<stdin>:1: field 'N' must be a positive model size (a number or a label like 7B), "
      "got 'big'"),
-    ("", "no input records (expected one record per run and step)"),
 ]
+
+
+def test_empty_input_is_valid_and_writes_nothing():
+    result = run_cli(["fit"], input="")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "rlscale fit: no input records: nothing to fit\n"
 
 
 @pytest.mark.parametrize("text,message", BAD_INPUTS)

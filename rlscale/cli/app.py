@@ -56,12 +56,7 @@ def _root(
 
 def _register() -> None:
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"rlscale.cli.{module_name}")
-        except ModuleNotFoundError as exc:  # TODO(foundation): strict once all commands exist
-            if exc.name == f"rlscale.cli.{module_name}":
-                continue
-            raise
+        module = importlib.import_module(f"rlscale.cli.{module_name}")
         app.command(module.NAME, help=module.HELP, epilog=module.EPILOG,
                     short_help=SUMMARIES[module_name])(module.command)
 

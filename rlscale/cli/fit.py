@@ -152,7 +152,7 @@ def command(
         import orjson
 
         from rlscale.core.jsonl import RecordReader, RecordWriter, atomic_write_bytes
-        from rlscale.core.laws.data import DataSpec, build_dataset, parse_where
+        from rlscale.core.laws.data import DataSpec, EmptyInput, build_dataset, parse_where
         from rlscale.core.laws.fit import FitOptions
         from rlscale.core.laws.forms import get_law
         from rlscale.core.laws.model import from_fit_json
@@ -243,7 +243,12 @@ def command(
             warn_if_waiting_on_tty(inputs, quiet)
             with open_rejects(rejects, skip_invalid) as rejects_file:
                 reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
-                dataset = build_dataset(reader, spec, reader.invalid)
+                try:
+                    dataset = build_dataset(reader, spec, reader.invalid)
+                except EmptyInput as exc:  # empty input is valid: no fit, no output
+                    report_skipped(NAME, reader.n_skipped, rejects, quiet)
+                    say(f"rlscale fit: {exc}", quiet)
+                    return
             report_skipped(NAME, reader.n_skipped, rejects, quiet)
             if dataset.counts.get("step0_dropped"):
                 say(f"rlscale fit: dropped {dataset.counts['step0_dropped']} record(s) at step 0 "

@@ -230,8 +230,10 @@ def command(
                                   optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
                                   rejects=rejects_file)
             raw = list(progress(reader, description="reading", quiet=quiet))
-            if not raw:
-                raise RlscaleError("no records on input (expected scored rollouts)")
+            if not raw:  # empty input is valid: no step, no output, checkpoints untouched
+                report_skipped(NAME, reader.n_skipped, rejects, quiet)
+                say("rlscale grpo-step: no records on input: no step taken", quiet)
+                return
             say(f"rlscale grpo-step: loading {policy}", quiet)
             try:
                 trainer = PolicyTrainer(policy, ref, config, device=device, precision=precision,

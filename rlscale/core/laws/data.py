@@ -326,6 +326,8 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
         by_curve.setdefault((key, run), []).append((x, y, step if step is not None else x,
                                                     str(where)))
     if not by_curve:
+        if counts["records"] == 0:
+            raise EmptyInput("no input records: nothing to fit")
         raise RlscaleError(_nothing_left(counts, spec))
     keys = list(group_raw)
     n_values = np.array([parse_size(group_raw[k]) or math.nan for k in keys])
@@ -360,9 +362,11 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
     return dataset
 
 
+class EmptyInput(RlscaleError):
+    """No records at all: valid input for a JSONL tool, which then writes nothing."""
+
+
 def _nothing_left(counts: Mapping[str, int], spec: DataSpec) -> str:
-    if counts["records"] == 0:
-        return "no input records (expected one record per run and step)"
     reasons = []
     if counts["filtered_out"]:
         reasons.append(f"{counts['filtered_out']} removed by --where")
