@@ -206,7 +206,24 @@ class RowSampler:
         return torch.stack(self.steps, dim=1).float().cpu().tolist()
 
 
-class HfRollout:
+class TokenizedEngine:
+    """What both rollout backends share: prompts rendered and tokenised by one ``PromptEncoder``
+    (``self.encoder``), and the checkpoint's stop token ids (``self._stop_ids``)."""
+
+    encoder: PromptEncoder
+    _stop_ids: list[int]
+
+    def encode_prompt(self, prompt):
+        return self.encoder(prompt)
+
+    def decode(self, completions):
+        return self.encoder.decode(completions)
+
+    def stop_ids(self):
+        return self._stop_ids
+
+
+class HfRollout(TokenizedEngine):
     """The ``hf`` backend of ``rlscale rollout`` (implements ``RolloutEngine``)."""
 
     backend = "hf"
@@ -239,15 +256,6 @@ class HfRollout:
             eos_token_id=list(self._stop_ids), pad_token_id=self.pad_id,
             bos_token_id=self.tokenizer.bos_token_id)
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
-
-    def encode_prompt(self, prompt):
-        return self.encoder(prompt)
-
-    def decode(self, completions):
-        return self.encoder.decode(completions)
-
-    def stop_ids(self):
-        return self._stop_ids
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
         import torch

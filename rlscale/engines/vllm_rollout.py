@@ -29,6 +29,7 @@ from rlscale.core.errors import RlscaleError, UsageError
 from rlscale.core.sampling import FINISH_REASONS, SampleOutput, SampleRequest, SamplingParams
 from rlscale.engines.hf_rollout import (
     PromptEncoder,
+    TokenizedEngine,
     checkpoint_stop_ids,
     load_tokenizer,
     quiet_transformers,
@@ -175,7 +176,7 @@ def import_vllm():
                            LoRARequest=LoRARequest)
 
 
-class VllmRollout:
+class VllmRollout(TokenizedEngine):
     """The ``vllm`` backend of ``rlscale rollout`` (implements ``RolloutEngine``).
 
     Args:
@@ -210,15 +211,6 @@ class VllmRollout:
                              if lora is not None else None)
         self.context_length = _max_model_len(self.llm)
         self._sampling_fields: frozenset[str] | None = None
-
-    def encode_prompt(self, prompt):
-        return self.encoder(prompt)
-
-    def decode(self, completions):
-        return self.encoder.decode(completions)
-
-    def stop_ids(self):
-        return self._stop_ids
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
         grouped = group_requests(requests)
