@@ -73,9 +73,35 @@ def make_problem(rng: random.Random, level: int) -> dict:
     }
 
 
-def solution_text(problem: dict) -> str:
-    """The reference solution a pretraining corpus shows for ``problem``: the boxed answer."""
-    return f"\\boxed{{{problem['answer']}}}"
+# How a pretraining text may state the answer. Only "boxed" earns reward under the boxed-only
+# grader the demo uses, so a base model pretrained on a mix must learn the format during RL,
+# as real base models do (see docs/demo-results.md).
+ANSWER_STYLES = ("boxed", "answer-is", "bare")
+
+
+def solution_text(problem: dict, style: str = "boxed") -> str:
+    """The text that answers ``problem`` in one of ``ANSWER_STYLES``."""
+    answer = problem["answer"]
+    if style == "boxed":
+        return f"\\boxed{{{answer}}}"
+    if style == "answer-is":
+        return f"The answer is {answer}."
+    if style == "bare":
+        return str(answer)
+    raise ValueError(f"unknown answer style {style!r} (known: {', '.join(ANSWER_STYLES)})")
+
+
+def with_answer_styles(rng: random.Random, problems: Sequence[dict],
+                       weights: Sequence[float]) -> list[dict]:
+    """Copies of ``problems`` each with a ``solution`` written in a style drawn with ``weights``
+    (one weight per entry of ``ANSWER_STYLES``)."""
+    if len(weights) != len(ANSWER_STYLES):
+        raise ValueError(f"need {len(ANSWER_STYLES)} style weights, got {len(weights)}")
+    styled = []
+    for problem in problems:
+        style = rng.choices(ANSWER_STYLES, weights=weights)[0]
+        styled.append({**problem, "style": style, "solution": solution_text(problem, style)})
+    return styled
 
 
 def generate_problems(rng: random.Random, n: int, levels: Sequence[int] | None = None,

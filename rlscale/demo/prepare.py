@@ -24,11 +24,14 @@ import time
 
 import orjson
 
-from rlscale.core.synthetic import LEVELS, generate_problems, number_problems
+from rlscale.core.synthetic import LEVELS, generate_problems, number_problems, with_answer_styles
 
 # Levels the demo draws from: one-digit sums and products, two-digit +- one-digit. Harder
 # levels exist in rlscale.core.synthetic but tiny models do not learn them in seconds.
 DEMO_LEVELS = (1, 2, 3, 4)
+# Answer styles of the pretraining texts (boxed, "The answer is N.", bare N): only half
+# boxed, so the base models box their answer only sometimes and RL has a format to learn.
+STYLE_WEIGHTS = (0.5, 0.25, 0.25)
 # Separate seeded streams, so the pool, the pretraining corpus and the diagnostics never share draws.
 POOL_STREAM, CORPUS_STREAM, TOKENIZER_STREAM, PROBE_STREAM = 1, 2, 3, 4
 
@@ -95,7 +98,9 @@ def write_model(out: str, size: str, steps: int, batch_size: int, lr: float, see
     build_tiny_checkpoint(work_dir, config=DEMO_SIZES[size], tokenizer=tokenizer, seed=seed)
     model = AutoModelForCausalLM.from_pretrained(work_dir)
     n_params = sum(p.numel() for p in model.parameters())
-    corpus = generate_problems(_stream(seed, CORPUS_STREAM), 20_000, levels, unique=False)
+    corpus_rng = _stream(seed, CORPUS_STREAM)
+    corpus = with_answer_styles(
+        corpus_rng, generate_problems(corpus_rng, 20_000, levels, unique=False), STYLE_WEIGHTS)
     config = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     history = pretrain(model, tokenizer, corpus, config, log_every=max(1, steps // 4),
                        log=lambda r: _say(f"{size}: step {r['step']:4d}  loss {r['loss']:.3f}"))

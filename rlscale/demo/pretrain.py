@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlscale.core.synthetic import BOXED_SUFFIX, generate_problems, solution_text
+from rlscale.core.synthetic import ANSWER_STYLES, BOXED_SUFFIX, solution_text
 from rlscale.engines.tiny import TinyConfig
 
 # Model sizes of the micro study, smallest first: ~29k, ~95k, ~0.34M and ~0.83M parameters with
@@ -48,7 +48,8 @@ class PretrainConfig:
 
 def tokenizer_corpus(problems: Sequence[dict]) -> list[str]:
     """Texts the shared BPE tokenizer is trained on: prompts, solutions and chat scaffolding."""
-    texts = [p["prompt"] for p in problems] + [solution_text(p) for p in problems]
+    texts = [p["prompt"] for p in problems]
+    texts += [solution_text(p, style) for p in problems for style in ANSWER_STYLES]
     texts += ["system user assistant You are a helpful assistant.", BOXED_SUFFIX]
     return texts
 
@@ -56,6 +57,9 @@ def tokenizer_corpus(problems: Sequence[dict]) -> list[str]:
 def encode_example(tokenizer, problem: dict, chat_template: bool = False,
                    ) -> tuple[list[int], list[int]]:
     """Token ids of the prompt and of the answer (plus the end-of-text token that stops sampling).
+
+    The answer is ``problem["solution"]`` when present (a styled pretraining text), else the
+    boxed answer.
 
     The prompt is tokenized exactly as ``rlscale rollout`` does: raw text for a base model
     (``--no-chat-template``, the demo's default: half the tokens of the ChatML rendering), or
@@ -65,10 +69,10 @@ def encode_example(tokenizer, problem: dict, chat_template: bool = False,
         prompt_ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": problem["prompt"]}], add_generation_prompt=True,
             tokenize=True, return_dict=True)["input_ids"]
-        answer = solution_text(problem)
+        answer = problem.get("solution") or solution_text(problem)
     else:
         prompt_ids = tokenizer(problem["prompt"], add_special_tokens=False)["input_ids"]
-        answer = " " + solution_text(problem)
+        answer = " " + (problem.get("solution") or solution_text(problem))
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     return list(prompt_ids), list(answer_ids) + [tokenizer.eos_token_id]
 
@@ -162,8 +166,3 @@ def sampled_pass_rate(model, tokenizer, problems: Sequence[dict], *, n_samples: 
             match = BOXED_NUMBER.findall(text)
             correct += bool(match) and match[-1] == answer
     return correct / max(1, len(prompts))
-
-
-def pretraining_corpus(rng: random.Random, n: int, exclude: set[str]) -> list[dict]:
-    """Solved problems for pretraining, drawn from the task distribution, never in ``exclude``."""
-    return generate_problems(rng, n, unique=False, exclude=exclude)

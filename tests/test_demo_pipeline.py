@@ -1,0 +1,118 @@
+"""`scripts/demo.sh --quick` end to end: the whole method through rlscale's own subcommands.
+
+One run of the quick study (3 tiny sizes, 2 GRPO steps each) in a temporary directory, then
+checks of what each stage wrote: the curated splits, the per-step runs.jsonl (compute recomputed
+independently from the grpo-step token counts), the fits, the plot and the result table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "scripts", "demo.sh")
+
+
+def _read(path: str) -> list[dict]:
+    with open(path, "rb") as handle:
+        return [orjson.loads(line) for line in handle if line.strip()]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    proc = subprocess.run(["bash", SCRIPT, "--quick", "--out", str(out)], capture_output=True,
+                          text=True, env=_env(), cwd=str(out.parent), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return str(out), proc
+
+
+def test_stdout_is_the_result_table_and_progress_is_on_stderr(quick_run):
+    out, proc = quick_run
+    assert proc.stdout.startswith("| size | N (params) |")
+    assert "K_max = " in proc.stdout and "N_0 = " in proc.stdout and "R² = " in proc.stdout
+    assert "demo [" not in proc.stdout and "demo [" in proc.stderr
+    with open(os.path.join(out, "summary.md")) as handle:
+        assert handle.read() == proc.stdout
+
+
+def test_curated_splits(quick_run):
+    out, _ = quick_run
+    train = _read(os.path.join(out, "train.jsonl"))
+    held = _read(os.path.join(out, "heldout.jsonl"))
+    task = _read(os.path.join(out, "task.jsonl"))
+    assert len(train) + len(held) == len(task)
+    assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in held}
+    assert {r["split"] for r in train} == {"train"} and {r["split"] for r in held} == {"test"}
+    rates = [r["pass_rate"] for r in train]
+    assert rates == sorted(rates, reverse=True)  # curriculum: easy -> hard
+    # pass rates are means of the reference model's rewards (4 samples each in --quick)
+    assert all(4 * rate == round(4 * rate) for rate in rates)
+
+
+def test_runs_jsonl_compute_matches_the_trainer_token_counts(quick_run):
+    out, _ = quick_run
+    runs = _read(os.path.join(out, "runs.jsonl"))
+    for field in ("run_id", "N", "step", "loss", "n_tokens", "C", "D"):
+        assert all(field in r for r in runs), field
+    sizes = sorted({r["run_id"] for r in runs})
+    assert sizes == ["s1", "s2", "s3"]
+    assert len({r["N"] for r in runs}) == 3
+    for size in sizes:
+        curve = [r for r in runs if r["run_id"] == size]
+        metrics = _read(os.path.join(out, "runs", size, "train-metrics.jsonl"))
+        steps = [r["step"] for r in curve]
+        assert steps == list(range(len(metrics) + 1))
+        # eval at step s carries the tokens of the update that produced that policy
+        assert [r["n_tokens"] for r in curve] == [0] + [m["n_tokens"] for m in metrics]
+        n_params = curve[0]["N"]
+        assert n_params == metrics[0]["n_params"]  # flops --n-def total == the trainer's count
+        expected_c = 0.0
+        prompts_per_step = metrics[0]["n_groups"]
+        for record, tokens in zip(curve, [0] + [m["n_tokens"] for m in metrics], strict=True):
+            expected_c += 6 * n_params * tokens
+            assert math.isclose(record["C"], expected_c, rel_tol=1e-12)
+            assert record["D"] == prompts_per_step * record["step"]
+            assert 0.0 <= record["loss"] <= 1.0
+            assert math.isclose(record["loss"], 1 - record["pass@1"], abs_tol=1e-12)
+
+
+def test_fits_plot_and_pretraining_summary(quick_run):
+    out, _ = quick_run
+    with open(os.path.join(out, "fit.json"), "rb") as handle:
+        fit = orjson.loads(handle.read())
+    assert fit["law"] == "saturating" and fit["x"] == "C" and fit["y"] == "loss"
+    assert len(fit["groups"]) == 3
+    assert math.isfinite(fit["params"]["K_max"]) and fit["params"]["N_0"] > 0
+    with open(os.path.join(out, "fit-data.json"), "rb") as handle:
+        assert orjson.loads(handle.read())["x"] == "D"
+    with open(os.path.join(out, "demo.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    pretrain = _read(os.path.join(out, "pretrain.jsonl"))
+    assert [p["size"] for p in pretrain] == ["s1", "s2", "s3"]
+    sizes = [p["n_params"] for p in pretrain]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+
+
+def test_bad_arguments_are_usage_errors(tmp_path):
+    proc = subprocess.run(["bash", SCRIPT, "--bogus"], capture_output=True, text=True,
+                          env=_env(), cwd=str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "demo.sh: unknown argument '--bogus' (see --help)\n"
+    proc = subprocess.run(["bash", SCRIPT, "--seed", "x"], capture_output=True, text=True,
+                          env=_env(), cwd=str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "demo.sh: --seed must be a non-negative integer\n"
+    assert not os.listdir(tmp_path)  # nothing written before the arguments are checked
