@@ -112,7 +112,7 @@ def write_model(out: str, size: str, steps: int, batch_size: int, lr: float, see
     os.replace(work_dir, final_dir)
     summary = {
         "size": size, "n_params": n_params, "pretrain_steps": steps,
-        "pretrain_tokens_seen": steps * batch_size, "final_loss": round(history[-1]["loss"], 4),
+        "pretrain_examples": steps * batch_size, "final_loss": round(history[-1]["loss"], 4),
         "probe_pass_rate": round(pass_rate, 4), "wall_s": round(time.monotonic() - started, 1),
     }
     _say(f"{size}: {n_params:,} parameters, answer loss {summary['final_loss']:.3f}, sampled "
