@@ -33,7 +33,7 @@ while (($#)); do
         --seed=*) SEED=${1#--seed=} ;;
         --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
         --jobs=*) JOBS=${1#--jobs=} ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -72,7 +72,6 @@ else
 fi
 LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 1e-5 barely moves
 MAX_TOKENS=12             # ' \boxed{123}' + end of text is 8 tokens, ' The answer is 123.' 9
-PRETRAIN_LR=3e-3
 REF_SIZE=${SIZES[-1]}     # difficulty from the largest model, as the paper used Qwen2.5-7B's pass rates
 
 # One thread per process: --jobs processes share the cores; no tokenizer thread pools.
@@ -128,7 +127,7 @@ N_PROBLEMS=$((STEPS * BATCH + HOLDOUT))
 # ---- 2. pretrain the base models ----------------------------------------------------------
 pretrain_size() {
     "$PYTHON" -m rlscale.demo.prepare model --out "$OUT" --size "$1" --steps "$PRETRAIN_STEPS" \
-        --lr "$PRETRAIN_LR" --seed "$SEED" --probe "$PROBE" > "$OUT/logs/pretrain-$1.json"
+        --seed "$SEED" --probe "$PROBE" > "$OUT/logs/pretrain-$1.json"
 }
 log "pretraining ${#SIZES[@]} base models ($PRETRAIN_STEPS steps each, $JOBS at a time)"
 for_each_size pretrain_size

@@ -160,3 +160,15 @@ def test_summary_table_reports_fit_and_curves():
     assert "K_max = 0.2, N_0 = 3000, R² = 0.9 on 10 points (2 sizes)." in text
     assert "yes: k rises with every step up in N" in text
     assert "- N_0 is poorly determined" in text
+
+
+def test_pretraining_rate_falls_with_width():
+    from rlscale.demo.pretrain import DEMO_SIZES, scaled_lr
+    from rlscale.engines.tiny import TinyConfig
+
+    assert scaled_lr(TinyConfig(hidden_size=32)) == 3e-3  # capped at the base rate
+    assert scaled_lr(TinyConfig(hidden_size=64)) == 3e-3
+    assert scaled_lr(TinyConfig(hidden_size=128)) == 1.5e-3
+    assert scaled_lr(TinyConfig(hidden_size=96), base_lr=1e-3, base_width=48) == 0.5e-3
+    rates = [scaled_lr(config) for config in DEMO_SIZES.values()]
+    assert rates == sorted(rates, reverse=True)

@@ -76,14 +76,20 @@ def write_task(out: str, n_problems: int, seed: int, levels: tuple[int, ...],
          f"{out}/task.jsonl and a {len(tokenizer)}-token tokenizer to {out}/tokenizer")
 
 
-def write_model(out: str, size: str, steps: int, batch_size: int, lr: float, seed: int,
+def write_model(out: str, size: str, steps: int, batch_size: int, lr: float | None, seed: int,
                 levels: tuple[int, ...], probe: int) -> dict:
     """Build, pretrain and save one size; return its summary record."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from rlscale.demo.pretrain import DEMO_SIZES, PretrainConfig, pretrain, sampled_pass_rate
+    from rlscale.demo.pretrain import (
+        DEMO_SIZES,
+        PretrainConfig,
+        pretrain,
+        sampled_pass_rate,
+        scaled_lr,
+    )
     from rlscale.engines.tiny import build_tiny_checkpoint
 
     hf_logging.set_verbosity_error()
@@ -101,6 +107,8 @@ def write_model(out: str, size: str, steps: int, batch_size: int, lr: float, see
     corpus_rng = _stream(seed, CORPUS_STREAM)
     corpus = with_answer_styles(
         corpus_rng, generate_problems(corpus_rng, 20_000, levels, unique=False), STYLE_WEIGHTS)
+    if lr is None:
+        lr = scaled_lr(DEMO_SIZES[size])
     config = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     history = pretrain(model, tokenizer, corpus, config, log_every=max(1, steps // 4),
                        log=lambda r: _say(f"{size}: step {r['step']:4d}  loss {r['loss']:.3f}"))
@@ -112,7 +120,7 @@ def write_model(out: str, size: str, steps: int, batch_size: int, lr: float, see
     os.replace(work_dir, final_dir)
     summary = {
         "size": size, "n_params": n_params, "pretrain_steps": steps,
-        "pretrain_examples": steps * batch_size, "final_loss": round(history[-1]["loss"], 4),
+        "pretrain_examples": steps * batch_size, "pretrain_lr": lr, "final_loss": round(history[-1]["loss"], 4),
         "probe_pass_rate": round(pass_rate, 4), "wall_s": round(time.monotonic() - started, 1),
     }
     _say(f"{size}: {n_params:,} parameters, answer loss {summary['final_loss']:.3f}, sampled "
@@ -134,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--size", required=True)
     model.add_argument("--steps", type=int, default=300)
     model.add_argument("--batch-size", type=int, default=64)
-    model.add_argument("--lr", type=float, default=3e-3)
+    model.add_argument("--lr", type=float, default=None,
+                       help="peak learning rate (default: 3e-3 * min(1, 64/hidden size))")
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--levels", type=_parse_levels, default=DEMO_LEVELS)
     model.add_argument("--probe", type=int, default=200,
