@@ -202,3 +202,6 @@ rlscale fit "$OUT/runs.jsonl" --law loglinear --bootstrap 200 --seed "$SEED" -o 
 sed 's/^/  /' "$OUT/logs/fit.log" >&2
 "$PYTHON" -m rlscale.demo.report "$OUT" | tee "$OUT/summary.md"
 log "done in $((SECONDS - START)) s: $OUT/runs.jsonl, $OUT/fit.json, $OUT/demo.png, $OUT/summary.md"
+if ((QUICK)); then
+    log "note: --quick checks that the pipeline runs; its models and runs are too small for the numbers to mean anything (run the full study for results)"
+fi

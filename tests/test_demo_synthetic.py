@@ -172,3 +172,12 @@ def test_pretraining_rate_falls_with_width():
     assert scaled_lr(TinyConfig(hidden_size=96), base_lr=1e-3, base_width=48) == 0.5e-3
     rates = [scaled_lr(config) for config in DEMO_SIZES.values()]
     assert rates == sorted(rates, reverse=True)
+
+
+def test_number_format_of_the_table():
+    from rlscale.demo.report import _num
+
+    assert _num(-0.0) == "0"  # a flat curve's slope can come back as -0.0
+    assert _num(None) == "–"
+    assert _num(0.01234) == "0.0123"
+    assert _num(2.5e-5) == "2.50e-05"

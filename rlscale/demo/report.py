@@ -29,6 +29,7 @@ def _load_jsonl(path: str) -> list[dict[str, Any]]:
 def _num(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "–"
+    value += 0.0  # -0.0 prints as 0
     return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
