@@ -70,7 +70,7 @@ else
     REF_SAMPLES=8
     PROBE=200
 fi
-LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 1e-5 barely moves
+LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 2e-5 barely moves
 MAX_TOKENS=12             # ' \boxed{123}' + end of text is 8 tokens, ' The answer is 123.' 9
 REF_SIZE=${SIZES[-1]}     # difficulty from the largest model, as the paper used Qwen2.5-7B's pass rates
 
