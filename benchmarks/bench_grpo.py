@@ -37,7 +37,7 @@ import time
 BATCH = 16          # sequences (2 prompts x 8 samples)
 PROMPT_LEN = 48
 COMPLETION_LEN = 160
-REPEATS = 3
+REPEATS = 7         # interleaved; the median resists load spikes on a shared machine
 MODEL = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4,
          "num_attention_heads": 4, "num_key_value_heads": 2}
 VOCAB = None        # None: the tiny tokenizer's own vocabulary (2048)
