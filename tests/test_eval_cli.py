@@ -251,3 +251,17 @@ def test_eval_never_crashes_on_odd_input(records, junk):
         assert result.exit_code in (0, 1)
         if result.exit_code == 1:
             assert result.stderr.startswith("rlscale eval: ") and result.stderr.count("\n") == 1
+
+
+def test_set_adds_typed_constant_fields_for_a_runs_file():
+    scored = jsonl([{"prompt_id": 1, "reward": 1}, {"prompt_id": 2, "reward": 0}])
+    result = run_cli(["eval", "--set", "run_id=a", "--set", "step=40", "--set", "N=5e8",
+                      "--bootstrap", "0"], input=scored)
+    assert result.exit_code == 0, result.stderr
+    (record,) = result.records
+    assert (record["run_id"], record["step"], record["N"], record["loss"]) == ("a", 40, 5e8, 0.5)
+    assert isinstance(record["step"], int)
+
+    bad = run_cli(["eval", "--set", "step"], input=scored)
+    assert bad.exit_code == 2
+    assert "rlscale eval: --set 'step': expected KEY=VALUE" in bad.stderr

@@ -9,6 +9,7 @@ for a usage error. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import traceback
@@ -170,4 +171,30 @@ def parse_csv_list(value: str | None, option: str, kind: Callable[[str], T] = st
             out.append(kind(part))
         except ValueError:
             raise UsageError(f"{option}: cannot read {part!r}") from None
+    return out
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
+    """Parse repeated ``KEY=VALUE`` options; a value that is JSON (``3``, ``7e9``, ``true``,
+    ``"x"``) keeps its type, anything else is a string.
+
+    >>> parse_assignments(["step=3", "N=7e9", "run_id=a"], "--set")
+    {'step': 3, 'N': 7000000000.0, 'run_id': 'a'}
+    """
+    import orjson
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            try:  # numbers JSON does not spell, like .5 or 1.
+                value = float(text)
+                value = value if math.isfinite(value) else text
+            except ValueError:
+                value = text
+        out[key.strip()] = value
     return out

@@ -16,6 +16,7 @@ from rlscale.cli._shared import (
     SkipInvalidOpt,
     handle_errors,
     open_rejects,
+    parse_assignments,
     parse_csv_list,
     progress,
     report_skipped,
@@ -39,6 +40,7 @@ EPILOG = (
     "Examples:\n\n"
     "  rlscale reward rollouts.jsonl | rlscale eval --by step,N > runs.jsonl\n\n"
     "  rlscale eval scored.jsonl --by data_source --k 1,4,8 --bootstrap 2000 --seed 1\n\n"
+    "  rlscale eval test-scored.jsonl --set run_id=a --set step=40 --set N=5e8 >> runs.jsonl\n\n"
     "  rlscale eval scored.jsonl --by model,extra_info.split --reward-field score"
 )
 
@@ -55,6 +57,10 @@ RewardFieldOpt = Annotated[str, typer.Option(
     "--reward-field", metavar="FIELD", help="Field holding the reward (number or boolean).")]
 PromptFieldOpt = Annotated[str, typer.Option(
     "--prompt-field", metavar="FIELD", help="Field identifying the prompt (problem).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Add a constant field to every output record (repeatable; JSON values keep their type), "
+    "e.g. --set step=12 --set N=7e9 to make a runs.jsonl line.")]
 ThresholdOpt = Annotated[float, typer.Option(
     "--threshold", metavar="T", help="A sample is correct when reward > T (0/1 rewards: exact).")]
 
@@ -81,6 +87,7 @@ def command(
     reward_field: RewardFieldOpt = "reward",
     prompt_field: PromptFieldOpt = "prompt_id",
     threshold: ThresholdOpt = 0.5,
+    set_fields: SetOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -95,6 +102,7 @@ def command(
         from rlscale.core.jsonl import RecordReader, RecordWriter
 
         group_fields = parse_csv_list(by, "--by")
+        constants = parse_assignments(set_fields, "--set")
         if len(set(group_fields)) != len(group_fields):
             raise UsageError(f"--by {by}: a field is named twice")
         ks = sorted(set(parse_csv_list(k, "--k", int)) | {1})
@@ -157,7 +165,7 @@ def command(
             for key, (values, tallies) in groups.items():
                 rng = np.random.default_rng(group_seed(seed, key)) if bootstrap else None
                 stats = summarize(tallies.values(), ks, bootstrap, rng)
-                out = dict(zip(group_fields, values, strict=True))
+                out = {**constants, **dict(zip(group_fields, values, strict=True))}
                 out.update(stats)
                 for name, value in meta.items():
                     out.setdefault(name, value)
