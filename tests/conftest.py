@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -39,6 +40,39 @@ def run_cli(args: list[str], input: str | bytes | None = None, env: dict | None 
     proc = subprocess.run([sys.executable, "-m", "rlscale", *args], input=input,
                           capture_output=True, env=full_env, cwd=cwd, timeout=600)
     return CliResult(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def run_inprocess(args: list[str], input: str | bytes | None = None) -> CliResult:
+    """Run `rlscale ARGS` in this process with byte-level stdin/stdout, like the subprocess helper
+    but without the interpreter start-up (most CLI tests; a few keep the real subprocess)."""
+    import io
+    import sys
+
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    saved = sys.stdin, sys.stdout, sys.stderr
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    sys.stdout, sys.stderr = stdout, io.StringIO()
+    try:
+        try:
+            _click_group().main(list(args), prog_name="rlscale", standalone_mode=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        stdout.flush()
+        return CliResult(code, stdout.buffer.getvalue().decode(), sys.stderr.getvalue())
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+@functools.cache
+def _click_group():
+    """The click group behind `rlscale`, built once (typer rebuilds it on every app() call)."""
+    import typer.main
+
+    from rlscale.cli.app import app
+
+    return typer.main.get_command(app)
 
 
 def jsonl(records: list[dict]) -> str:

@@ -14,7 +14,7 @@ from rlscale import __version__
 from rlscale.core.evaluation import pass_at_k
 from tests.conftest import DATA, jsonl
 from tests.conftest import run_cli as run_subprocess
-from tests.test_flops_cli import run_inprocess as run_cli
+from tests.conftest import run_inprocess as run_cli
 
 META = {"rlscale_version": __version__, "seed": 0, "bootstrap": 0, "threshold": 0.5}
 
