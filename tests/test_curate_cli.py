@@ -325,7 +325,7 @@ def test_skip_invalid_parquet_row_goes_to_rejects(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--holdout", "5"], "--holdout needs --holdout-out FILE"),
     (["--expand"], "--budget, --expand and --nested need --reuse TAU"),
-    (["--order", "sorted"], "--order must be one of curriculum, random, keep; got 'sorted'"),
+    (["--order", "sorted"], "--order must be one of curriculum, random, keep, got 'sorted'"),
     (["--near-dup", "1.5"], "--near-dup must be in (0, 1]; got 1.5"),
     (["--pass-rates", "x.jsonl", "--pass-rate-field", "p"],
      "use either --pass-rates or --pass-rate-field, not both"),

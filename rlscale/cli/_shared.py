@@ -164,6 +164,13 @@ def _silence_stdout() -> None:
         pass
 
 
+def check_choice(value: str, allowed: tuple[str, ...] | list[str], option: str) -> str:
+    """Reject an option value outside ``allowed`` as a usage error (exit 2)."""
+    if value not in allowed:
+        raise UsageError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def parse_csv_list(value: str | None, option: str, kind: Callable[[str], T] = str) -> list[T]:
     """Parse 'a,b,c' option values; a bad element is a usage error naming the option."""
     if value is None or value == "":

@@ -16,6 +16,7 @@ from rlscale.cli._shared import (
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    check_choice,
     handle_errors,
     open_rejects,
     progress,
@@ -58,10 +59,6 @@ _STRATIFY = "easy-hard|proportional"
 _DEDUP = "normalised|exact|none"
 
 
-def _check_choice(value: str, choices: str, option: str) -> str:
-    if value not in choices.split("|"):
-        raise UsageError(f"{option} must be one of {choices.replace('|', ', ')}; got {value!r}")
-    return value
 
 
 def _check_fraction(value: float | None, option: str, low_open: bool = True) -> None:
@@ -291,9 +288,9 @@ def command(
         from rlscale.core.jsonl import RecordWriter
         from rlscale.core.verl_parquet import InputReader, is_parquet_path
 
-        _check_choice(order, _ORDERS, "--order")
-        _check_choice(stratify, _STRATIFY, "--stratify")
-        _check_choice(dedup, _DEDUP, "--dedup")
+        check_choice(order, _ORDERS.split("|"), "--order")
+        check_choice(stratify, _STRATIFY.split("|"), "--stratify")
+        check_choice(dedup, _DEDUP.split("|"), "--dedup")
         _check_fraction(near_dup, "--near-dup")
         _check_fraction(exclude_overlap, "--exclude-overlap")
         _check_fraction(easy_threshold, "--easy-threshold", low_open=False)

@@ -14,6 +14,7 @@ from rlscale.cli._shared import (
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    check_choice,
     handle_errors,
     open_rejects,
     parse_csv_list,
@@ -180,8 +181,7 @@ def command(
         from rlscale.core.flops import EXTRA_PASSES, N_DEFINITIONS, StepAccumulator
         from rlscale.core.jsonl import RecordWriter
 
-        if n_def not in N_DEFINITIONS:
-            raise UsageError(f"--n-def must be one of {', '.join(N_DEFINITIONS)}, got {n_def!r}")
+        check_choice(n_def, N_DEFINITIONS, "--n-def")
         extra = parse_csv_list(count, "--count")
         if extra == ["all"]:
             extra = list(EXTRA_PASSES)

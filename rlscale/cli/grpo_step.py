@@ -16,6 +16,7 @@ from rlscale.cli._shared import (
     RejectsOpt,
     SeedOpt,
     SkipInvalidOpt,
+    check_choice,
     handle_errors,
     open_rejects,
     progress,
@@ -48,11 +49,6 @@ EPILOG = (
     "  rlscale grpo-step --emit verl --policy Qwen2.5-7B-Instruct --train-batch-size 512"
 )
 
-
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    if value not in allowed:
-        raise UsageError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
 
 
 def command(
@@ -141,8 +137,8 @@ def command(
     def body() -> None:
         from rlscale.core.grpo import STD_MODES
 
-        _choice(emit, ("metrics", "advantages", "verl"), "--emit")
-        _choice(std, STD_MODES, "--std")
+        check_choice(emit, ("metrics", "advantages", "verl"), "--emit")
+        check_choice(std, STD_MODES, "--std")
         if emit == "verl":
             _emit_verl()
             return
@@ -166,8 +162,8 @@ def command(
 
         if policy is None:
             raise UsageError("--emit verl needs --policy (the model VeRL starts from)")
-        _choice(kl, KL_ESTIMATORS, "--kl")
-        _choice(loss_agg, LOSS_AGG_MODES, "--loss-agg")
+        check_choice(kl, KL_ESTIMATORS, "--kl")
+        check_choice(loss_agg, LOSS_AGG_MODES, "--loss-agg")
         if train_batch_size < 1 or group_size < 1 or mini_batches < 1:
             raise UsageError("--train-batch-size, --group-size and --mini-batches must be >= 1")
         overrides, caveats = verl_overrides(

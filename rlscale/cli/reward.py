@@ -13,6 +13,7 @@ from rlscale.cli._shared import (
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    check_choice,
     handle_errors,
     open_rejects,
     progress,
@@ -98,8 +99,7 @@ def command(
         from rlscale.core.grading.paper_grader import scorer_for
         from rlscale.core.jsonl import RecordReader, RecordWriter
 
-        if grader not in GRADERS:
-            raise UsageError(f"--grader must be one of {', '.join(GRADERS)}, got {grader!r}")
+        check_choice(grader, GRADERS, "--grader")
         if not timeout > 0:
             raise UsageError(f"--timeout must be > 0, got {timeout}")
         if workers < 0:
