@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import jsonl, run_cli
@@ -115,6 +115,7 @@ def test_help_has_examples():
 
 @settings(max_examples=2, deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=40), st.integers(-20, 20)), min_size=1, max_size=25))
+@example([("\x85 \u2028 line separators inside a JSON string", 3)])  # found by hypothesis in CI
 def test_cli_every_input_yields_one_output(items):
     records = [{"i": i, "completion": text + f" \\boxed{{{value}}}" * (i % 2), "answer": "3"}
                for i, (text, value) in enumerate(items)]
