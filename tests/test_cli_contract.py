@@ -99,3 +99,54 @@ def test_closed_downstream_pipe_ends_quietly(tmp_path):
     assert proc.wait(timeout=120) == 0
     assert b'"step":0' in first
     assert stderr == ""
+
+
+TORCH_FREE_RUNS = {
+    "reward": (["reward", "-j", "1"], '{"completion": "\\\\boxed{2}", "answer": "2"}\n'),
+    "eval": (["eval", "--by", "step"], '{"prompt_id": 1, "step": 1, "reward": 1}\n'),
+    "flops": (["flops", "--n-params", "7e9"], '{"run_id": "a", "step": 1, "n_tokens": 10}\n'),
+    "fit": (["fit", "--law", "loglinear"],
+            '{"N": 1e9, "C": 1e18, "loss": 0.9}\n{"N": 1e9, "C": 1e19, "loss": 0.8}\n'
+            '{"N": 1e9, "C": 1e20, "loss": 0.72}\n'),
+    "curate": (["curate"], '{"problem": "What is 1 + 1?", "answer": "2"}\n'),
+}
+
+
+@pytest.mark.parametrize("command", sorted(TORCH_FREE_RUNS))
+def test_core_commands_run_without_torch(command):
+    """reward, eval, flops, fit and curate work on a core install (no torch, no transformers)."""
+    args, stdin = TORCH_FREE_RUNS[command]
+    probe = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers', 'peft', 'vllm'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from rlscale.cli.app import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], input=stdin.encode(),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.strip(), "no output"
+
+
+def test_a_missing_optional_package_is_one_line_naming_the_extra(tiny_checkpoint):
+    probe = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from rlscale.cli.app import main\n"
+        f"sys.exit(main(['rollout', '--model', {tiny_checkpoint!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], input=b'{"prompt": "x"}\n',
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() in (
+        "rlscale rollout: this needs torch, which is not installed: pip install 'rlscale[train]'\n",
+        "rlscale rollout: this needs transformers, which is not installed: "
+        "pip install 'rlscale[train]'\n")

@@ -149,10 +149,28 @@ def handle_errors(command: str, debug: bool, body: Callable[[], T]) -> T:
         if debug:
             traceback.print_exc()
         raise fail(command, str(exc), 1) from None
+    except ImportError as exc:
+        if debug:
+            traceback.print_exc()
+        raise fail(command, missing_dependency_message(exc), 1) from None
     except (OSError, MemoryError) as exc:
         if debug:
             traceback.print_exc()
         raise fail(command, f"{type(exc).__name__}: {exc}", 1) from None
+
+
+# Which extra brings which optional package (pyproject.toml [project.optional-dependencies]).
+EXTRA_OF = {"torch": "train", "transformers": "train", "peft": "train", "safetensors": "train",
+            "tokenizers": "train", "matplotlib": "plot", "vllm": "vllm"}
+
+
+def missing_dependency_message(exc: ImportError) -> str:
+    """One line for an optional package that is not installed, naming the extra to install."""
+    name = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF.get(name)
+    if extra is None:
+        return f"cannot import a required package: {exc}"
+    return f"this needs {name}, which is not installed: pip install 'rlscale[{extra}]'"
 
 
 def _silence_stdout() -> None:
