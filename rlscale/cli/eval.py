@@ -65,18 +65,6 @@ ThresholdOpt = Annotated[float, typer.Option(
     "--threshold", metavar="T", help="A sample is correct when reward > T (0/1 rewards: exact).")]
 
 
-def _get(record: dict[str, Any], field: str) -> tuple[bool, Any]:
-    """Read a field; ``a.b`` reads a nested field when there is no top-level key ``a.b``."""
-    if field in record:
-        return True, record[field]
-    value: Any = record
-    for part in field.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return False, None
-        value = value[part]
-    return True, value
-
-
 def command(
     inputs: InputsArg = None,
     output: OutputOpt = None,
@@ -99,7 +87,7 @@ def command(
         import numpy as np
 
         from rlscale.core.evaluation import PromptTally, group_key, group_seed, summarize
-        from rlscale.core.jsonl import RecordReader, RecordWriter
+        from rlscale.core.jsonl import MISSING, RecordReader, RecordWriter, get_path
 
         group_fields = parse_csv_list(by, "--by")
         constants = parse_assignments(set_fields, "--set")
@@ -123,8 +111,8 @@ def command(
             reader = RecordReader(inputs, required={prompt_field: "str|number"},
                                   skip_invalid=skip_invalid, rejects=rejects_file)
             for record, where in progress(reader, description="eval", quiet=quiet):
-                found, reward = _get(record, reward_field)
-                if not found:
+                reward = get_path(record, reward_field)
+                if reward is MISSING:
                     reader.invalid(where, f"missing required field '{reward_field}'")
                     continue
                 if isinstance(reward, bool):
@@ -136,8 +124,8 @@ def command(
                     continue
                 values = []
                 for name in group_fields:
-                    present, value = _get(record, name)
-                    if not present:
+                    value = get_path(record, name)
+                    if value is MISSING:
                         reader.invalid(where, f"missing group field '{name}' (from --by {by})")
                         break
                     values.append(value)

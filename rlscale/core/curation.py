@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rlscale.core.jsonl import MISSING, get_path
+
 # --- the paper's prompt template (spec §2.4, A-D1) ------------------------------------------
 
 #: Prepended to every math prompt in the paper's data (95 characters, trailing space included).
@@ -641,21 +643,6 @@ ANSWER_FIELDS = ("answer", "ground_truth", "reward_model.ground_truth", "solutio
 #: Looked up (top level, then ``extra_info``) when no pass-rate field is named: rlscale's own
 #: field first (so curated output can be curated again), then the paper's.
 DEFAULT_PASS_RATE_FIELDS = ("pass_rate", "qwen2.5_7b_pass_rate")
-_MISSING = object()
-
-
-def get_path(record: dict, path: str) -> object:
-    """``record['a']['b']`` for ``path='a.b'``; a name with a dot is tried whole first."""
-    if path in record:
-        return record[path]
-    value: object = record
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
 def _drop_path(record: dict, path: str) -> None:
     if path in record:
         del record[path]
@@ -769,7 +756,7 @@ def _find_pass_rate(record: dict, extra: dict | None,
             return _pass_rate_value(extra[name], name), name, None
         if "." in name:
             value = get_path(record, name)
-            if value is not _MISSING:
+            if value is not MISSING:
                 head, _, tail = name.partition(".")
                 in_extra = head == "extra_info" and "." not in tail
                 return _pass_rate_value(value, name), tail if in_extra else None, None
@@ -785,7 +772,7 @@ def resolve_problem(record: dict, where: str, spec: FieldSpec) -> Problem:
     prompt_names = _field_names(spec.prompt_field, PROMPT_FIELDS)
     for name in prompt_names:
         value = get_path(rest, name)
-        if value is not _MISSING:
+        if value is not MISSING:
             prompt, text = _prompt_text(value, name)
             _drop_path(rest, name)
             break
@@ -797,7 +784,7 @@ def resolve_problem(record: dict, where: str, spec: FieldSpec) -> Problem:
     answer_names = _field_names(spec.answer_field, ANSWER_FIELDS)
     for name in answer_names:
         value = get_path(rest, name)
-        if value is _MISSING or (value is None and not spec.answer_field):
+        if value is MISSING or (value is None and not spec.answer_field):
             continue
         answer = _answer_text(value, name)
         boxed = last_boxed(answer) if name.rsplit(".", 1)[-1] == "solution" else None

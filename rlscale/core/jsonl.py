@@ -71,11 +71,34 @@ def _kind_ok(value: Any, kind: str) -> bool:
     raise ValueError(f"unknown field kind {kind!r}; expected one of {FIELD_KINDS}")
 
 
-def _type_name(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """The JSON name of a value's type, for error messages (``null``, ``array``, ...)."""
     if value is None:
         return "null"
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object"}.get(type(value), type(value).__name__)
+
+
+MISSING = object()  # what get_path returns for an absent field (None is a present null)
+
+
+def get_path(record: Mapping[str, Any], path: str) -> Any:
+    """``record['a']['b']`` for ``path='a.b'``, or :data:`MISSING`; a key that itself contains
+    a dot is tried whole first.
+
+    >>> get_path({"extra_info": {"index": 7}}, "extra_info.index")
+    7
+    >>> get_path({"a.b": 1}, "a.b"), get_path({}, "a.b") is MISSING
+    (1, True)
+    """
+    if path in record:
+        return record[path]
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
 
 
 def check_fields(
@@ -102,7 +125,7 @@ def check_fields(
                 shown = orjson.dumps(value).decode()[:40]
                 raise ValueError(
                     f"field '{name}' must be {'an' if kind[0] in 'aeiou' else 'a'} "
-                    f"{kind.replace('str', 'string')}, got {_type_name(value)} {shown}"
+                    f"{kind.replace('str', 'string')}, got {json_type_name(value)} {shown}"
                 )
             if kind in ("number", "str|number") and isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"field '{name}' must be finite, got {value}")
@@ -140,7 +163,7 @@ def parse_line(raw: bytes) -> dict[str, Any]:
         msg = str(exc).split(": line ")[0]
         raise ValueError(f"invalid JSON: {msg}") from None
     if type(value) is not dict:
-        raise ValueError(f"expected a JSON object, got {_type_name(value)}")
+        raise ValueError(f"expected a JSON object, got {json_type_name(value)}")
     return value
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from rlscale.core.errors import RecordError, UsageError
+from rlscale.core.jsonl import json_type_name
 
 FINISH_REASONS = ("stop", "length")
 # Seeds live in [0, 2**62) so that prompt_seed + sample_idx still fits a signed 64-bit integer,
@@ -249,14 +250,14 @@ def check_prompt(value: Any) -> str | list[dict[str, str]]:
         return value
     if not isinstance(value, list):
         raise ValueError("field 'prompt' must be a string or a list of {role, content} messages, "
-                         f"got {_type_name(value)}")
+                         f"got {json_type_name(value)}")
     if not value:
         raise ValueError("field 'prompt' is an empty message list")
     messages = []
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise ValueError(f"prompt message {i} must be an object with 'role' and 'content', "
-                             f"got {_type_name(message)}")
+                             f"got {json_type_name(message)}")
         for key in ("role", "content"):
             if not isinstance(message.get(key), str):
                 raise ValueError(f"prompt message {i}: '{key}' must be a string")
@@ -297,11 +298,6 @@ def stop_token_ids(*sources: int | Sequence[int] | None) -> list[int]:
             if token is not None and int(token) not in out:
                 out.append(int(token))
     return out
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 # --- resume --------------------------------------------------------------------------------
@@ -454,7 +450,7 @@ def plan_problems(
                 prompt_id = default_prompt_id(record, prompt)
             elif not isinstance(prompt_id, (str, int, float)) or isinstance(prompt_id, bool):
                 raise ValueError(f"field 'prompt_id' must be a string or a number, got "
-                                 f"{_type_name(prompt_id)}")
+                                 f"{json_type_name(prompt_id)}")
             elif in_shard:
                 if "prompt" not in record:
                     raise ValueError("missing required field 'prompt'")
