@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlscale.core.grading import Grader, GraderConfig, GradeTask
+from rlscale.core.grading import Grader, GraderConfig, GradeResult, GradeTask, dispatch
 from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool
 
 
@@ -33,7 +33,7 @@ def collect_all(pool: TimeoutPool) -> dict:
 
 
 def test_pool_results_timeouts_and_crashes():
-    with TimeoutPool(square_or_misbehave, workers=2, timeout=0.5) as pool:
+    with TimeoutPool(square_or_misbehave, workers=2, timeout=2.0) as pool:
         for key, payload in enumerate([3, "hang", 4, "die", 5, "raise", 6]):
             pool.submit(key, payload)
         results = collect_all(pool)
@@ -63,19 +63,31 @@ def test_pool_rejects_bad_settings():
         TimeoutPool(square_or_misbehave, workers=1, timeout=0)
 
 
-HANGS = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+def grade_or_hang(task: GradeTask, config: GraderConfig):
+    """Injected grading function: a response holding "<hang>" sleeps far past any timeout on
+    purpose; every other item gets the quick path's verdict (microseconds, no SymPy), so no
+    outcome depends on how fast the machine is."""
+    if "<hang>" in task.response:
+        time.sleep(3600)
+    result = dispatch.quick(task, config)
+    if result is None:
+        raise ValueError("test item needs the slow path")
+    return result
 
 
 def test_grader_stream_keeps_order_and_survives_a_hang():
-    tasks = [GradeTask("\\boxed{1}", "1"), GradeTask(HANGS, "\\cos(x)^{77}"),
-             GradeTask("\\boxed{\\{1,2\\}}", "\\{2,1\\}"), GradeTask("nothing", "3"),
+    tasks = [GradeTask("\\boxed{1}", "1"), GradeTask("<hang> so \\boxed{x^{x^{x}}}", "7"),
+             GradeTask("\\boxed{\\frac12}", "0.5"), GradeTask("nothing", "3"),
              GradeTask("\\boxed{2}", "1")]
-    with Grader(workers=1, timeout=1.0, window=2) as grader:
+    # the limit is generous for the quick items even on a loaded machine; only the hang hits it
+    with Grader(workers=1, timeout=2.0, window=2, grade_function=grade_or_hang) as grader:
         out = list(grader.stream(enumerate(tasks)))
+        assert grader.pool.n_killed == 1  # the hung worker was killed and replaced
+        assert grader.counts == {"quick": 0, "pool": 5}  # an injected function grades all
     assert [key for key, _ in out] == [0, 1, 2, 3, 4]
     assert [result.verdict for _, result in out] == ["correct", "timeout", "correct",
                                                      "no_answer", "wrong"]
-    assert out[1][1].pred.startswith("x^{x^")  # the timed-out item still reports its answer
+    assert out[1][1] == GradeResult(0.0, "x^{x^{x}}", "timeout")  # still reports its answer
 
 
 @settings(max_examples=15, deadline=None)
@@ -100,6 +112,6 @@ def test_paper_grader_through_the_pool():
     tasks = [GradeTask("\\boxed{2/4}", "\\frac{1}{2}", "math__math"),       # math_verify step
              GradeTask("\\boxed{1.5707963}", "\\frac{\\pi}{2}", "math__math"),  # dead pi branch
              GradeTask("\\boxed{204.0}", "204", "aime2024")]
-    with Grader(config, workers=1, timeout=10) as grader:
+    with Grader(config, workers=1, timeout=60) as grader:  # real SymPy: never the limit
         rewards = [result.reward for _, result in grader.stream(enumerate(tasks))]
     assert rewards == [1.0, 0.0, 1.0]

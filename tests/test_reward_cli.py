@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import jsonl, run_cli
-
-HANGS = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+from rlscale.core.grading import dispatch
+from tests.conftest import jsonl, run_cli, run_inprocess
+from tests.test_grading_pool import grade_or_hang
 
 
 def test_reward_adds_fields_and_keeps_the_rest():
@@ -19,7 +20,9 @@ def test_reward_adds_fields_and_keeps_the_rest():
         {"prompt_id": "p3", "completion": "\\boxed{\\{1,2\\}}", "answer": "\\{2,1\\}"},
         {"prompt_id": "p4", "completion": "no idea", "answer": "3"},
     ]
-    result = run_cli(["reward", "-j", "1"], input=jsonl(records))
+    # real SymPy/Math-Verify grades: a limit no loaded machine reaches (timeouts are tested
+    # with an injected hanging function below)
+    result = run_cli(["reward", "-j", "1", "--timeout", "60"], input=jsonl(records))
     assert result.exit_code == 0, result.stderr
     out = result.records
     assert [r["prompt_id"] for r in out] == ["p1", "p2", "p3", "p4"]
@@ -43,12 +46,18 @@ def test_field_names_and_fallbacks_are_options(tmp_path):
     assert result.records[0]["verdict"] == "no_answer"
 
 
-def test_timeout_verdict_and_the_stream_goes_on():
-    records = [{"completion": HANGS, "answer": "\\cos(x)^{77}"},
+def test_timeout_verdict_and_the_stream_goes_on(monkeypatch):
+    # the command's Grader gets a grading function that hangs on purpose on the first record
+    # (in-process run, real worker pool): --timeout must reach the pool and the stream go on
+    monkeypatch.setattr(dispatch, "Grader", functools.partial(
+        dispatch.Grader, grade_function=grade_or_hang))
+    records = [{"completion": "<hang> \\boxed{3}", "answer": "3"},
                {"completion": "\\boxed{7}", "answer": "7"}]
-    result = run_cli(["reward", "-j", "1", "--timeout", "0.5", "-q"], input=jsonl(records))
+    result = run_inprocess(["reward", "-j", "1", "--timeout", "2", "-q"],
+                           input=jsonl(records))
     assert result.exit_code == 0, result.stderr
     assert [r["verdict"] for r in result.records] == ["timeout", "correct"]
+    assert [r["pred"] for r in result.records] == ["3", "7"]
     assert result.records[0]["reward"] == 0.0
 
 
@@ -59,7 +68,8 @@ def test_paper_grader_routes_by_data_source():
         {"completion": "so \\boxed{18 dollars}", "answer": "18", "data_source": "openai/gsm8k"},
         {"completion": "\\boxed{204.0}", "answer": "204", "data_source": "aime2024"},
     ]
-    result = run_cli(["reward", "--grader", "paper", "-j", "1", "-q"], input=jsonl(records))
+    result = run_cli(["reward", "--grader", "paper", "-j", "1", "--timeout", "60", "-q"],
+                     input=jsonl(records))
     assert result.exit_code == 0, result.stderr
     assert [r["reward"] for r in result.records] == [1.0, 0.0, 1.0, 1.0]
     # the math grader is stricter: no percent leniency

@@ -10,7 +10,7 @@ seconds and a runaway worker is killed and replaced. Output order is input order
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,19 @@ def run_task(payload: tuple[GradeTask, GraderConfig]) -> GradeResult:
     return full(task, config)
 
 
+class _CustomTask:
+    """Worker entry point for an injected grading function (picklable when it is)."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[GradeTask, GraderConfig], GradeResult]):
+        self.function = function
+
+    def __call__(self, payload: tuple[GradeTask, GraderConfig]) -> GradeResult:
+        task, config = payload
+        return self.function(task, config)
+
+
 def warm_up() -> None:
     """Import and exercise SymPy and Math-Verify once, before a worker takes tasks."""
     math_grader.math_verify_equal("\\frac{1}{2}", "0.5")
@@ -89,6 +102,10 @@ class Grader:
     """Grade items one at a time or as a stream, owning a lazily started worker pool.
 
     ``workers``: processes for the slow path (0: all cores). ``timeout``: seconds per item.
+    ``grade_function``: a module-level ``(GradeTask, GraderConfig) -> GradeResult`` that the
+    workers run instead of the configured grader; the in-process quick path is then skipped,
+    so every item is graded by it under the same limits (tests inject functions that sleep or
+    allocate on purpose; a custom scorer can reuse the bounded pool this way).
     ``prestart``: begin loading SymPy/Math-Verify in the fork server right away, in the
     background, instead of at the first item that needs them; ``prestart_after``: do so once a
     stream reaches that many items (short streams often never need the pool). Use as a
@@ -97,12 +114,15 @@ class Grader:
 
     def __init__(self, config: GraderConfig = GraderConfig(), workers: int = 0,
                  timeout: float = 2.0, window: int | None = None, prestart: bool = False,
-                 prestart_after: int | None = 256):
+                 prestart_after: int | None = 256,
+                 grade_function: Callable[[GradeTask, GraderConfig], GradeResult] | None = None):
         self.config = config
         self.workers = workers if workers > 0 else available_cores()
         self.timeout = timeout
         self.window = window or max(256, 64 * self.workers)
-        self.pool = TimeoutPool(run_task, self.workers, timeout, initializer=warm_up)
+        self.grade_function = grade_function
+        task_function = run_task if grade_function is None else _CustomTask(grade_function)
+        self.pool = TimeoutPool(task_function, self.workers, timeout, initializer=warm_up)
         if prestart:
             self.pool.prepare()
         self.counts = {"quick": 0, "pool": 0}
@@ -133,7 +153,7 @@ class Grader:
             if index == self.prestart_after:
                 self.pool.prepare()  # a long stream will need the pool: warm it in the background
             try:
-                result = quick(task, self.config)
+                result = quick(task, self.config) if self.grade_function is None else None
             except Exception:
                 result = None  # the worker will redo it and report a real error if any
             if result is not None:
