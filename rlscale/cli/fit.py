@@ -64,6 +64,18 @@ def _number(value: str, option: str) -> float:
 
 def command(
     inputs: InputsArg = None,
+    example: Annotated[str | None, typer.Option("--example", help="Fit curves shipped with "
+                                                "rlscale instead of input: paper-base or "
+                                                "paper-instruct (Tan et al. 2025, y field L).")
+                       ] = None,
+    input_format: Annotated[str | None, typer.Option("--input-format", help="jsonl | csv | "
+                                                     "tsv | parquet (default: by file name; "
+                                                     "stdin is JSONL).")] = None,
+    wide: Annotated[str | None, typer.Option("--wide", help="The input is a wide table (one "
+                                             "STEP column, one column per run or metric, as "
+                                             "wandb exports): read each cell as a record "
+                                             "{STEP, series: column, value}.",
+                                             metavar="STEP")] = None,
     law: Annotated[str, typer.Option("--law", help="saturating | loglinear | decomposition | "
                                      "sigmoid | reuse | efficiency (k vs N), or "
                                      "module:function returning your own Law.")
@@ -159,6 +171,18 @@ def command(
         from rlscale.core.laws.pipeline import FitRequest, run_fit
 
         # ---- validate options before reading anything
+        nonlocal inputs, where, y
+        if input_format is not None:
+            _choice(input_format, "--input-format", ("jsonl", "csv", "tsv", "parquet"))
+        if example is not None:
+            from rlscale.core.laws.paper import EXAMPLES, curves_path, example_where
+
+            _choice(example, "--example", tuple(EXAMPLES))
+            if inputs or load is not None:
+                raise UsageError("--example fits the shipped curves; give no input files "
+                                 "or --load")
+            inputs, where = [curves_path()], [example_where(example), *(where or [])]
+            y = y or "L"
         if ":" not in law:  # module:function names a user's own law
             _choice(law, "--law", LAW_NAMES)
         _choice(log_base, "--log-base", ("10", "e"))
@@ -242,7 +266,8 @@ def command(
                 average=not replicates)
             warn_if_waiting_on_tty(inputs, quiet)
             with open_rejects(rejects, skip_invalid) as rejects_file:
-                reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
+                reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
+                                      input_format=input_format, wide=wide)
                 try:
                     dataset = build_dataset(reader, spec, reader.invalid)
                 except EmptyInput as exc:  # empty input is valid: no fit, no output

@@ -152,6 +152,12 @@ def _open_binary(path: str) -> IO[bytes]:
         raise RlscaleError(f"{path}: permission denied") from None
 
 
+def _looks_tabular(path: str) -> bool:
+    """CSV/TSV/parquet by file name (rlscale.core.tables reads them)."""
+    name = path.lower().removesuffix(".gz")
+    return name.endswith((".csv", ".tsv", ".tab", ".parquet", ".pq"))
+
+
 def parse_line(raw: bytes) -> dict[str, Any]:
     """Parse one JSONL line into a dict; raise ValueError with a user-facing message."""
     try:
@@ -188,7 +194,10 @@ class RecordReader:
         optional: Mapping[str, str] | None = None,
         skip_invalid: bool = False,
         rejects: IO[bytes] | None = None,
+        input_format: str | None = None,
+        wide: str | None = None,
     ):
+        self.input_format, self.wide = input_format, wide  # tables: see core/tables.py
         self.inputs = list(inputs or []) or [STDIN]
         self.required = dict(required or {})
         self.optional = dict(optional or {})
@@ -209,6 +218,9 @@ class RecordReader:
         checked = bool(self.required or self.optional)
         for path in self.inputs:
             source = "<stdin>" if path == STDIN else path
+            if (self.input_format or ("csv" if _looks_tabular(path) else "jsonl")) != "jsonl":
+                yield from self._table(path, source, checked)
+                continue
             handle = _open_binary(path)
             try:
                 for line_no, raw in enumerate(handle, 1):
@@ -231,6 +243,20 @@ class RecordReader:
             finally:
                 if handle is not sys.stdin.buffer:
                     handle.close()
+
+    def _table(self, path: str, source: str, checked: bool) -> Iterator[tuple[dict, Where]]:
+        from rlscale.core.tables import table_format, table_rows
+
+        fmt = table_format(path, self.input_format) or "csv"
+        for record, where in table_rows(path, source, fmt, self.invalid, Where, wide=self.wide):
+            if checked:
+                try:
+                    check_fields(record, self.required, self.optional)
+                except ValueError as exc:
+                    self.invalid(where, str(exc))
+                    continue
+            self.n_read += 1
+            yield record, where
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Just the records, for callers that do not need locations."""
