@@ -115,3 +115,34 @@ def test_paper_grader_through_the_pool():
     with Grader(config, workers=1, timeout=60) as grader:  # real SymPy: never the limit
         rewards = [result.reward for _, result in grader.stream(enumerate(tasks))]
     assert rewards == [1.0, 0.0, 1.0]
+
+
+def allocate_or_square(payload):
+    """Pool test task: 'allocate' asks for 8 GiB at once (refused under a 512 MiB cap)."""
+    if payload == "allocate":
+        return len(bytearray(8 << 30))
+    return payload * payload
+
+
+def test_pool_memory_limit_fails_the_item_and_replaces_the_worker():
+    with TimeoutPool(allocate_or_square, workers=1, timeout=60, memory_limit=512 << 20) as pool:
+        for key, payload in enumerate([2, "allocate", 3]):
+            pool.submit(key, payload)
+        results = collect_all(pool)
+        assert results[0] == 4 and results[2] == 9
+        assert isinstance(results[1], TaskFailed) and results[1].kind == "memory"
+        assert pool.n_started == 2  # the worker that ran out was replaced
+
+
+def grade_or_allocate(task: GradeTask, config: GraderConfig):
+    """Injected grading function: "<allocate>" asks for 8 GiB on purpose, others are quick."""
+    if "<allocate>" in task.response:
+        bytearray(8 << 30)
+    return grade_or_hang(task, config)
+
+
+def test_grader_memory_limit_gives_error_and_keeps_the_record():
+    tasks = [GradeTask("<allocate> \\boxed{5}", "5"), GradeTask("\\boxed{5}", "5")]
+    with Grader(workers=1, timeout=60, memory_mb=512, grade_function=grade_or_allocate) as grader:
+        out = [result for _, result in grader.stream(enumerate(tasks))]
+    assert out == [GradeResult(0.0, "5", "error"), GradeResult(1.0, "5", "correct")]

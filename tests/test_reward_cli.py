@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rlscale.core.grading import dispatch
 from tests.conftest import jsonl, run_cli, run_inprocess
-from tests.test_grading_pool import grade_or_hang
+from tests.test_grading_pool import grade_or_allocate, grade_or_hang
 
 
 def test_reward_adds_fields_and_keeps_the_rest():
@@ -61,6 +61,19 @@ def test_timeout_verdict_and_the_stream_goes_on(monkeypatch):
     assert result.records[0]["reward"] == 0.0
 
 
+def test_memory_limit_gives_error_and_the_stream_goes_on(monkeypatch):
+    # an injected grading function asks for 8 GiB on purpose: --memory-mb must reach the pool
+    monkeypatch.setattr(dispatch, "Grader", functools.partial(
+        dispatch.Grader, grade_function=grade_or_allocate))
+    records = [{"completion": "<allocate> \\boxed{3}", "answer": "3"},
+               {"completion": "\\boxed{7}", "answer": "7"}]
+    result = run_inprocess(["reward", "-j", "1", "--memory-mb", "512", "--timeout", "60"],
+                           input=jsonl(records))
+    assert result.exit_code == 0, result.stderr
+    assert [(r["verdict"], r["pred"]) for r in result.records] == [("error", "3"), ("correct", "7")]
+    assert "graded 2: mean reward 0.5000 (correct 1, error 1)" in result.stderr
+
+
 def test_paper_grader_routes_by_data_source():
     records = [
         {"completion": "\\boxed{0.5}", "answer": "50", "data_source": "math__math"},
@@ -108,6 +121,7 @@ def test_skip_invalid_with_rejects(tmp_path):
 def test_usage_errors_exit_2():
     for args, message in [
         (["--grader", "strict"], "--grader must be one of math, paper, got 'strict'"),
+        (["--memory-mb", "10"], "--memory-mb must be >= 64, got 10"),
         (["--fallbacks", "hashes,bogus"],
          "--fallbacks: unknown bogus; expected some of answer-is, hashes, last-number or none"),
     ]:

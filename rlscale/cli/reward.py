@@ -30,8 +30,9 @@ HELP = (
     "\\boxed{} (fallbacks: 'the answer is', '#### n', last number), and decides equivalence by "
     "normalised strings, exact numbers, then Math-Verify. --grader paper reproduces the VeRL "
     "scorer of Tan et al. 2025 (routed by `data_source`, quirks included). Every item is limited "
-    "to --timeout seconds in a pool of worker processes; a runaway item gives verdict timeout "
-    "and the stream goes on. Streams: one output record per input record, in input order."
+    "to --timeout seconds and --memory-mb in a pool of worker processes; a runaway item gives "
+    "verdict timeout (or error, out of memory) and the stream goes on. Streams: one output "
+    "record per input record, in input order."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -55,6 +56,9 @@ SourceFieldOpt = Annotated[str, typer.Option(
 TimeoutOpt = Annotated[float, typer.Option(
     "--timeout", help="Seconds allowed per item (hard limit; the worker is killed).",
     metavar="SECONDS")]
+MemoryOpt = Annotated[int, typer.Option(
+    "--memory-mb", help="Address space allowed per worker process, in MiB (RLIMIT_AS); an "
+    "item that needs more gets verdict error and its worker is replaced.", metavar="MIB")]
 WorkersOpt = Annotated[int, typer.Option(
     "--workers", "-j", help="Worker processes for items that need symbolic comparison "
     "(0: one per CPU core). Easy items are graded in the main process.", metavar="N")]
@@ -84,6 +88,7 @@ def command(
     data_source_field: SourceFieldOpt = "data_source",
     timeout: TimeoutOpt = 2.0,
     workers: WorkersOpt = 0,
+    memory_mb: MemoryOpt = 1024,
     fallbacks: FallbacksOpt = "answer-is,hashes,last-number",
     keep_thinking: KeepThinkingOpt = False,
     skip_invalid: SkipInvalidOpt = False,
@@ -104,6 +109,8 @@ def command(
             raise UsageError(f"--timeout must be > 0, got {timeout}")
         if workers < 0:
             raise UsageError(f"--workers must be >= 0, got {workers}")
+        if memory_mb < 64:
+            raise UsageError(f"--memory-mb must be >= 64, got {memory_mb}")
         chosen = [] if fallbacks.strip() == "none" else [
             part.strip() for part in fallbacks.split(",") if part.strip()]
         unknown = [name for name in chosen if name not in FALLBACKS]
@@ -130,7 +137,7 @@ def command(
                                      source)
                     yield record, task
 
-            with Grader(config, workers=workers, timeout=timeout) as pool, \
+            with Grader(config, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool, \
                     RecordWriter(output) as writer:
                 for record, result in pool.stream(tasks()):
                     counts[result.verdict] += 1

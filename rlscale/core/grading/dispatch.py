@@ -19,6 +19,8 @@ from rlscale.core.grading.math_grader import GradeResult, MathOptions
 from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool, available_cores
 
 GRADERS = ("math", "paper")
+DEFAULT_TIMEOUT = 2.0  # seconds per item
+DEFAULT_MEMORY_MB = 1024  # address space per worker process (RLIMIT_AS)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Grader:
     """Grade items one at a time or as a stream, owning a lazily started worker pool.
 
     ``workers``: processes for the slow path (0: all cores). ``timeout``: seconds per item.
+    ``memory_mb``: address space per worker (``RLIMIT_AS``; None: uncapped); an item that
+    needs more is ``verdict: error`` and its worker is replaced.
     ``grade_function``: a module-level ``(GradeTask, GraderConfig) -> GradeResult`` that the
     workers run instead of the configured grader; the in-process quick path is then skipped,
     so every item is graded by it under the same limits (tests inject functions that sleep or
@@ -113,7 +117,8 @@ class Grader:
     """
 
     def __init__(self, config: GraderConfig = GraderConfig(), workers: int = 0,
-                 timeout: float = 2.0, window: int | None = None, prestart: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT, window: int | None = None,
+                 prestart: bool = False, memory_mb: int | None = DEFAULT_MEMORY_MB,
                  prestart_after: int | None = 256,
                  grade_function: Callable[[GradeTask, GraderConfig], GradeResult] | None = None):
         self.config = config
@@ -122,7 +127,9 @@ class Grader:
         self.window = window or max(256, 64 * self.workers)
         self.grade_function = grade_function
         task_function = run_task if grade_function is None else _CustomTask(grade_function)
-        self.pool = TimeoutPool(task_function, self.workers, timeout, initializer=warm_up)
+        self.memory_mb = memory_mb
+        self.pool = TimeoutPool(task_function, self.workers, timeout, initializer=warm_up,
+                                memory_limit=None if memory_mb is None else memory_mb << 20)
         if prestart:
             self.pool.prepare()
         self.counts = {"quick": 0, "pool": 0}

@@ -195,17 +195,41 @@ def _normalized(text: str) -> str:
     return normalize_answer(text)
 
 
-def _too_complex(pred: str) -> bool:
-    if len(pred) > MAX_SYMBOLIC_CHARS:
+MAX_POWERS = 40  # "^" signs in one answer
+MAX_POWER_NESTING = 2  # braced exponents inside braced exponents: x^{y^{z}} is 2
+
+
+def too_complex(text: str) -> bool:
+    """Whether ``text`` is too large to hand to SymPy (checked before it ever sees it).
+
+    Too long, braces nested too deep, too many powers, braced exponents nested more than
+    :data:`MAX_POWER_NESTING` deep (``x^{y^{z}}`` is fine, ``9^{9^{9^{9}}}`` is not), or a number of 3+ digits inside a nested exponent
+    (``2^{\\frac{1}{2^{1000}}}``: SymPy tries to build it exactly and grows past any memory).
+    Linear in the length.
+    """
+    if len(text) > MAX_SYMBOLIC_CHARS or text.count("^") > MAX_POWERS:
         return True
-    depth = deepest = 0
-    for char in pred:
+    braces: list[bool] = []  # one entry per open brace: does it open an exponent?
+    exponent_depth = digits = 0
+    after_caret = False
+    for char in text:
         if char == "{":
-            depth += 1
-            deepest = max(deepest, depth)
+            braces.append(after_caret)
+            exponent_depth += after_caret
+            if len(braces) > MAX_BRACE_DEPTH or exponent_depth > MAX_POWER_NESTING:
+                return True
         elif char == "}":
-            depth -= 1
-    return deepest > MAX_BRACE_DEPTH
+            if braces and braces.pop():
+                exponent_depth -= 1
+        if char.isdigit():
+            digits += 1
+            if digits >= 3 and exponent_depth + after_caret >= 2:
+                return True
+        else:
+            digits = 0
+        if char != " ":
+            after_caret = char == "^"
+    return False
 
 
 def quick_grade(response: str, answer: str, options: MathOptions = MathOptions()) -> GradeResult | None:
@@ -215,9 +239,11 @@ def quick_grade(response: str, answer: str, options: MathOptions = MathOptions()
         return GradeResult(0.0, None, "no_answer")
     gold_norm = _normalized(answer)
     pred_norm = normalize_answer(pred) if len(pred) <= 4 * MAX_SYMBOLIC_CHARS else pred
+    if pred_norm != gold_norm and too_complex(pred_norm):
+        # never hand absurd inputs to SymPy (they are not sensible answers), and never let
+        # floating point call them equal (2^{2^{-1000}} is 1.0 in a float, yet not 1)
+        return GradeResult.of(False, pred)
     verdict = fast_equal(gold_norm, pred_norm)
-    if verdict is None and _too_complex(pred) and pred_norm != gold_norm:
-        verdict = False  # never hand absurd inputs to SymPy (they are not sensible answers)
     return None if verdict is None else GradeResult.of(verdict, pred)
 
 

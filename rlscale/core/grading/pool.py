@@ -4,7 +4,10 @@
 simplification of ``9^{9^{9^{9}}}`` never returns), and ``signal.alarm`` timeouts only work in
 the main thread. Here every worker is a process with its own pipe; the parent waits on the
 pipes with a deadline, and a worker that misses its deadline is killed and replaced. Its item
-comes back as :data:`TIMED_OUT`; the other items are unaffected.
+comes back as :data:`TIMED_OUT`; the other items are unaffected. With ``memory_limit`` each
+worker's address space is capped (``RLIMIT_AS``): an allocation past it raises
+``MemoryError`` in the worker, whose item comes back as a :class:`TaskFailed` of kind
+:data:`OUT_OF_MEMORY`, and the worker is replaced (its heap may be fragmented or half-built).
 
 Workers start lazily (nothing is spawned until the first task) with the ``forkserver`` method
 where available: the server imports the grading code once, and each new or replacement worker
@@ -26,6 +29,7 @@ from typing import Any
 
 TIMED_OUT = "timeout"
 CRASHED = "crashed"
+OUT_OF_MEMORY = "memory"
 READY = "ready"
 # imported once by the fork server; warm_worker also runs one Math-Verify comparison, so every
 # worker forked from the server starts with compiled regexes and warm caches
@@ -46,13 +50,28 @@ class TaskFailed:
         return f"TaskFailed({self.kind!r}, {self.message!r})"
 
 
+def limit_address_space(limit_bytes: int) -> None:
+    """Cap this process's address space (soft ``RLIMIT_AS``; no-op where unsupported)."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit_bytes = min(limit_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _worker_main(connection, function: Callable[[Any], Any],
-                 initializer: Callable[[], None] | None) -> None:
+                 initializer: Callable[[], None] | None, memory_limit: int | None = None) -> None:
     if initializer is not None:
         try:
             initializer()
         except Exception:  # a broken warm-up shows up as a task error later
             pass
+    if memory_limit is not None:  # after the warm-up: the limit is for the tasks
+        limit_address_space(memory_limit)
     try:
         connection.send(READY)
     except (BrokenPipeError, OSError):
@@ -65,14 +84,20 @@ def _worker_main(connection, function: Callable[[Any], Any],
         if message is None:
             return
         key, payload = message
+        out_of_memory = False
         try:
             result: Any = function(payload)
+        except MemoryError:
+            out_of_memory = True
+            result = TaskFailed(OUT_OF_MEMORY, "grading worker ran out of memory")
         except Exception as exc:  # report, keep serving
             result = TaskFailed("error", f"{type(exc).__name__}: {exc}"[:300])
         try:
             connection.send((key, result))
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, MemoryError):
             return
+        if out_of_memory:
+            return  # the parent replaces this worker
 
 
 def default_context():
@@ -105,10 +130,11 @@ def _main_module_hidden():
 class _Worker:
     __slots__ = ("process", "connection", "key", "deadline")
 
-    def __init__(self, context, function, initializer):
+    def __init__(self, context, function, initializer, memory_limit=None):
         parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main,
-                                       args=(child_end, function, initializer), daemon=True)
+        self.process = context.Process(
+            target=_worker_main, args=(child_end, function, initializer, memory_limit),
+            daemon=True)
         with _main_module_hidden():
             self.process.start()
         child_end.close()
@@ -130,15 +156,20 @@ class TimeoutPool:
 
     Use :meth:`submit` then :meth:`collect`; results arrive as ``(key, result)`` in completion
     order, where ``result`` is the function's return value, :data:`TIMED_OUT`, or a
-    :class:`TaskFailed`. :meth:`close` (or the context manager) stops every worker.
+    :class:`TaskFailed`. ``memory_limit``: bytes of address space per worker (None: no cap).
+    :meth:`close` (or the context manager) stops every worker.
     """
 
     def __init__(self, function: Callable[[Any], Any], workers: int, timeout: float,
-                 context=None, initializer: Callable[[], None] | None = None):
+                 context=None, initializer: Callable[[], None] | None = None,
+                 memory_limit: int | None = None):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if not timeout > 0:
             raise ValueError("timeout must be > 0")
+        if memory_limit is not None and memory_limit < 1:
+            raise ValueError("memory_limit must be >= 1 byte")
+        self.memory_limit = memory_limit
         self.function = function
         self.n_workers = workers
         self.timeout = float(timeout)
@@ -175,7 +206,7 @@ class TimeoutPool:
         if self.context is None:
             self.context = default_context()
         self.n_started += 1
-        return _Worker(self.context, self.function, self.initializer)
+        return _Worker(self.context, self.function, self.initializer, self.memory_limit)
 
     def _dispatch(self) -> None:
         # start workers lazily: only as many as there is queued work for
@@ -224,7 +255,10 @@ class TimeoutPool:
                         continue
                     results.append((key, result))
                     worker.key = None
-                    self.idle.append(worker)
+                    if isinstance(result, TaskFailed) and result.kind == OUT_OF_MEMORY:
+                        worker.kill()  # it exits by itself; reap it and start a fresh one
+                    else:
+                        self.idle.append(worker)
                 elif time.monotonic() >= worker.deadline:
                     results.append((worker.key, TIMED_OUT))
                     self.n_killed += 1
