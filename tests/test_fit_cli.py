@@ -152,7 +152,7 @@ def test_holdout_group_and_plot(runs_file, tmp_path):
 
 def test_filters_and_clips_select_points(runs_file):
     result = run_cli(["fit", runs_file, "-q", "--where", "N>=3e9", "--where", "run_id!=run2",
-                      "--warmup-clip", "2", "--ending-clip", "3", "--replicates"])
+                      "--warmup-clip", "2", "--ending-clip", "3", "--replicates", "keep"])
     assert result.exit_code == 0, result.stderr
     [fit] = result.records
     assert list(fit["params"]["E"]) == ["3000000000", "7000000000", "14000000000",

@@ -331,7 +331,8 @@ def test_released_fits_predict_the_measured_final_losses(k_max, n_0, e0, final):
 
 
 def test_size_labels_and_numbers_name_the_same_group():
-    records = [{"N": n, "step": s, "C": 1e18 * s, "loss": 0.9 / s ** 0.05}
+    # two runs (a duplicated (run, step) is refused, so the runs carry ids)
+    records = [{"N": n, "run_id": str(n), "step": s, "C": 1e18 * s, "loss": 0.9 / s ** 0.05}
                for n in ("7B", 7e9) for s in (1, 2, 3)]
     records += [{"N": 14e9, "step": s, "C": 2e18 * s, "loss": 0.8 / s ** 0.08} for s in (1, 2, 3)]
     data = dataset_of(records)

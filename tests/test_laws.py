@@ -159,7 +159,18 @@ def test_parse_size_reads_model_size_labels(label, value):
        op=st.sampled_from(["=", "==", "!=", "<", "<=", ">", ">="]),
        value=st.from_regex(r"[a-z0-9.]{1,8}", fullmatch=True))
 def test_parse_where_round_trip(field, op, value):
+    if op in ("<", "<=", ">", ">=") and parse_size(value) is None:
+        # ordering a text value used to match nothing, silently; now it is a usage error
+        with pytest.raises(UsageError, match="compares numbers"):
+            parse_where(f"{field}{op}{value}")
+        return
     assert parse_where(f"{field}{op}{value}") == Filter(field, op, value)
+
+
+@pytest.mark.parametrize("expression", ["N>>5", "N=>5", "N<<3", "N==>1", "N!==2"])
+def test_parse_where_refuses_a_mistyped_operator(expression):
+    with pytest.raises(UsageError, match="cannot read the operator"):
+        parse_where(expression)
 
 
 def test_where_filters_compare_numbers_numerically():

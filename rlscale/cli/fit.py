@@ -100,8 +100,15 @@ def command(
                                              "points of each curve.")] = 0,
     ending_clip: Annotated[int, typer.Option("--ending-clip", min=0, help="Drop the last K "
                                              "points of each curve.")] = 0,
-    replicates: Annotated[bool, typer.Option("--replicates", help="Fit every run's points "
-                                             "instead of the per-step average.")] = False,
+    replicates: Annotated[str, typer.Option("--replicates", help="average: runs of a group "
+                                            "averaged per step; keep: fit every run's "
+                                            "points; mean: also average records repeated at "
+                                            "one (run, step), which are an error otherwise.")
+                          ] = "average",
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 instead of warning when "
+                                         "the data cannot determine the law (too few points "
+                                         "or groups, a flat direction, a parameter on a "
+                                         "bound).")] = False,
     intercept: Annotated[str, typer.Option("--intercept", help="saturating only: E(N) "
                                            "per-group | loglinear-in-N | saturating.")
                          ] = "per-group",
@@ -188,6 +195,9 @@ def command(
         _choice(log_base, "--log-base", ("10", "e"))
         _choice(weights, "--weights", ("group-equal", "point"))
         _choice(bootstrap_by, "--bootstrap-by", ("auto", "runs", "points"))
+        _choice(replicates, "--replicates", ("average", "keep", "mean"))
+        for option, path in (("--save", save), ("--plot", plot), ("--output", output)):
+            _check_parent(option, path)
         if space is not None:
             _choice(space, "--space", ("log", "linear"))
         if huber is not None and not huber > 0:
@@ -263,7 +273,8 @@ def command(
                 warmup_clip=warmup_clip, ending_clip=ending_clip,
                 numeric_groups=the_law.numeric_groups,
                 positive_y=options.space == "log" or the_law.name != "sigmoid",
-                average=not replicates)
+                average=replicates != "keep",
+                duplicates="mean" if replicates == "mean" else "error")
             warn_if_waiting_on_tty(inputs, quiet)
             with open_rejects(rejects, skip_invalid) as rejects_file:
                 reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
@@ -288,6 +299,14 @@ def command(
             report = {**outcome.report, **run_meta(seed)}
             if ":" in law:  # how --load finds a user's law again
                 report["law_factory"] = law
+            if strict:
+                from rlscale.core.laws.fit import STRICT_CODES
+
+                refused = [w for w in report["warnings"] if w["code"] in STRICT_CODES]
+                if refused:
+                    raise RlscaleError(f"--strict: {refused[0]['message']}"
+                                       + (f" (and {len(refused) - 1} more)" if len(refused) > 1
+                                          else ""))
             for warning in report["warnings"]:
                 if warning["severity"] == "warning":
                     say(f"rlscale fit: warning: {warning['message']}", quiet)
@@ -320,6 +339,17 @@ def command(
                 writer.write(report)
 
     handle_errors(NAME, debug, body)
+
+
+def _check_parent(option: str, path: str | None) -> None:
+    """An output whose folder is missing fails now, in one line, not after the fit."""
+    import os
+
+    if path in (None, "-"):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RlscaleError(f"{option} {path}: directory {folder} does not exist")
 
 
 def _summary(report: dict[str, Any]) -> str:

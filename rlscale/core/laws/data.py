@@ -131,7 +131,14 @@ def parse_where(expression: str) -> Filter:
     match = _WHERE_RE.match(expression)
     if not match or not match.group(3):
         raise UsageError(f"--where {expression!r}: expected FIELD=VALUE (or !=, <, <=, >, >=)")
-    return Filter(match.group(1), match.group(2), match.group(3))
+    field_name, op, value = match.groups()
+    if value[0] in "<>=!":  # 'N>>5', 'N=>5': a mistyped operator would match nothing
+        raise UsageError(f"--where {expression!r}: cannot read the operator; expected one of "
+                         f"= != < <= > >=")
+    if op in ("<", "<=", ">", ">=") and parse_size(value) is None:
+        raise UsageError(f"--where {expression!r}: {op} compares numbers, and {value!r} is "
+                         f"not one")
+    return Filter(field_name, op, value)
 
 
 # --- specification and containers -----------------------------------------------------------
@@ -154,6 +161,8 @@ class DataSpec:
     numeric_groups: bool = True
     positive_y: bool = True
     average: bool = True
+    # two records of one run at one step (a restarted or overlapping job): "error", or "mean"
+    duplicates: str = "error"
 
 
 @dataclass
@@ -342,6 +351,7 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
         if not all_have_step:
             rows = [(x, y, x, w) for x, y, _, w in rows]
         rows.sort(key=lambda r: r[2])
+        rows = _merge_duplicates(rows, key, run, spec, counts)
         n_rows = len(rows)
         kept = rows[spec.warmup_clip:max(0, n_rows - spec.ending_clip)]
         counts["clipped"] += n_rows - len(kept)
@@ -360,6 +370,30 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
                 f"filtering and clipping; each group needs at least 2 (check --where, "
                 f"--x-min/--x-max, --warmup-clip/--ending-clip)")
     return dataset
+
+
+def _merge_duplicates(rows, key, run, spec, counts):
+    """Refuse (or, with ``duplicates="mean"``, average) repeated (run, step) rows of a curve."""
+    out: list = []
+    for row in rows:
+        if out and out[-1][0][2] == row[2]:
+            out[-1].append(row)
+        else:
+            out.append([row])
+    if len(out) == len(rows):
+        return rows
+    first = next(group for group in out if len(group) > 1)
+    if spec.duplicates != "mean":
+        on = "step" if spec.step else spec.x
+        who = f"run {run!r}" if run else f"group {spec.group}={key} (no --run field)"
+        raise RlscaleError(
+            f"{first[1][3]}: duplicate record: {who} already has {on} {first[0][2]:g} (at "
+            f"{first[0][3]}); {sum(len(g) - 1 for g in out)} such record(s) in this curve. "
+            f"Two jobs wrote one step? Fix the input, give each run its own --run id, or "
+            f"average them with --replicates mean")
+    counts["duplicates_averaged"] = counts.get("duplicates_averaged", 0) + len(rows) - len(out)
+    return [(float(np.mean([r[0] for r in g])), float(np.mean([r[1] for r in g])), g[0][2],
+             g[0][3]) for g in out]
 
 
 class EmptyInput(RlscaleError):

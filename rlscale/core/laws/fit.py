@@ -390,6 +390,7 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
                    "method": "variable projection" if amplitude is not None else "full"}
     result.warnings = diagnose(law, theta, layout, meta, grid)
     solved_layout = shared_layout if amplitude is not None else layout
+    result.warnings += identifiability(law, arrays, layout.size, sol.jac, solved_layout)
     errors = standard_errors(sol.jac, sol.fun, layout.size)
     if errors is not None:
         stderr = {}
@@ -445,6 +446,61 @@ def diagnose(law: Law, theta: np.ndarray, layout: Layout, meta: Mapping[str, Any
                     f"the best start has {p.name} = {meta['grid'][p.name]:.6g}, on the edge of "
                     f"its starting grid [{values[0]:.6g} ... {values[-1]:.6g}]; the fit ended "
                     f"at {shown}, {where}", p.name, "warning" if outside else "note"))
+    return out
+
+
+IDENTIFIABILITY_CODES = ("not_identifiable", "flat_direction")
+STRICT_CODES = IDENTIFIABILITY_CODES + ("param_at_bound",)  # what fit --strict refuses
+FLAT_RATIO = 1e-7  # smallest / largest singular value of the column-scaled Jacobian
+
+
+def identifiability(law: Law, arrays: FitArrays, n_params: int, jac: np.ndarray | None,
+                    solved: Layout) -> list[FitWarning]:
+    """Warnings for what the data cannot determine, whatever the optimiser returned.
+
+    * fewer points than parameters (the fit interpolates; R^2 says nothing);
+    * a law with parameters fixed only across groups (``Law.across_groups``, e.g. K_max and N_0
+      of k(N)) fitted to one group, or to fewer groups than such parameters;
+    * a direction of no curvature: a parameter that does not change the residuals, or a
+      combination of parameters that trade off exactly (a near-zero singular value of the
+      Jacobian at the optimum, columns scaled to unit norm).
+    """
+    out: list[FitWarning] = []
+    n_points, n_groups = len(arrays.y), arrays.n_groups
+    if n_points <= n_params:
+        out.append(FitWarning(
+            "not_identifiable", f"{n_points} point(s) for {n_params} parameter(s): the law "
+            f"passes through the data and R2 means nothing; add points or fit a smaller law"))
+    across = [name for name in law.across_groups if any(p.name == name for p in law.params)]
+    if across and n_groups < max(2, len(across)):
+        names = " and ".join(across) if len(across) <= 2 else ", ".join(across)
+        out.append(FitWarning(
+            "not_identifiable", f"{names} describe how the curves change across groups, and "
+            f"there {'is' if n_groups == 1 else 'are'} {n_groups} group(s) for {len(across)} "
+            f"such parameter(s): they are not identifiable (fit more model sizes, or "
+            f"--law loglinear for one slope per group)", across[0]))
+    if jac is None or not np.all(np.isfinite(jac)) or jac.shape[1] == 0:
+        return out
+    names = []
+    for p in solved.law.params:
+        size = solved.slices[p.name].stop - solved.slices[p.name].start
+        names += [p.name] if size == 1 else [f"{p.name}[{i}]" for i in range(size)]
+    norms = np.linalg.norm(jac, axis=0)
+    dead = [names[i] for i in np.nonzero(norms <= 1e-12 * max(float(norms.max()), 1e-300))[0]]
+    if dead:
+        out.append(FitWarning(
+            "flat_direction", f"{', '.join(dead[:4])} {'does' if len(dead) == 1 else 'do'} not "
+            f"change the fit at the optimum (no curvature): the data do not determine "
+            f"{'it' if len(dead) == 1 else 'them'}", dead[0]))
+        return out
+    singular, vt = np.linalg.svd(jac / norms, full_matrices=False)[1:]
+    if len(singular) > 1 and singular[-1] < FLAT_RATIO * singular[0]:
+        weights = np.abs(vt[-1])
+        involved = [names[i] for i in np.argsort(-weights) if weights[i] > 0.2][:4]
+        out.append(FitWarning(
+            "flat_direction", f"{' and '.join(involved)} trade off along a direction with no "
+            f"curvature (singular value ratio {singular[-1] / singular[0]:.1e}): the data "
+            f"determine only a combination of them", involved[0]))
     return out
 
 

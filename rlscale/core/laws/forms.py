@@ -126,6 +126,9 @@ class Law:
     default_space: str = "log"
     options: dict[str, str] = field(default_factory=dict)
     derived: Callable[[Mapping[str, Any], Sequence[str], np.ndarray], dict[str, Any]] | None = None
+    # global parameters fixed only by how the curves differ across groups (e.g. K_max and N_0
+    # of k(N)): one group, or fewer groups than these, cannot determine them
+    across_groups: tuple[str, ...] = ()
 
     @property
     def global_params(self) -> tuple[Param, ...]:
@@ -333,6 +336,8 @@ def saturating_law(intercept: str = "per-group") -> Law:
         profile=profile,
         options={"intercept": intercept},
         derived=derived,
+        across_groups=("K_max", "N_0") + {"per-group": (), "loglinear-in-N": ("E_slope",),
+                                          "saturating": ("E_max", "N_1")}[intercept],
     )
 
 
@@ -403,6 +408,7 @@ def decomposition_law() -> Law:
         profile=profile,
         default_x="D",
         default_space="log",
+        across_groups=("L_inf", "N_0", "alpha"),
     )
 
 
