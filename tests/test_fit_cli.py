@@ -144,7 +144,7 @@ def test_holdout_group_and_plot(runs_file, tmp_path):
     assert result.exit_code == 0, result.stderr
     [fit] = result.records
     entry = fit["validation"]["groups"]["72000000000"]
-    assert set(entry) == {"n_points", "pure", "calibrated"}
+    assert set(entry) == {"n_points", "noise_floor", "pure", "calibrated"}
     assert {"r2", "rmse", "r2_log", "rmse_log", "params"} <= set(entry["calibrated"])
     assert "72000000000" not in fit["params"]["E"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,12 @@ from rlscale.core.laws.forms import Law, get_law
 from rlscale.core.laws.model import FittedLaw
 from rlscale.core.laws.report import fit_report, reuse_summary
 from rlscale.core.laws.uncertainty import bootstrap
-from rlscale.core.laws.validate import fraction_report, holdout_report
+from rlscale.core.laws.validate import (
+    fraction_report,
+    hidden_by_pooling,
+    holdout_report,
+    per_curve_report,
+)
 
 
 @dataclass
@@ -93,6 +98,12 @@ def run_fit(dataset: Dataset, request: FitRequest,
     elif request.fit_fraction is not None and held_out is not None:
         report["validation"] = fraction_report(fitted, request.fit_fraction, fit_data, held_out,
                                                options)
+        curves = per_curve_report(fitted, dataset, held_out, options)
+        report["validation"]["per_curve"] = curves
+        hidden = hidden_by_pooling(report["validation"].get("test", {}).get("r2"), curves)
+        if hidden:
+            report["warnings"].append({"code": "pooled_hides_curves", "severity": "warning",
+                                       "message": hidden})
     if law.name == "reuse":
         try:
             report["reuse"] = reuse_summary(fitted, fit_data, request.reference,

@@ -122,7 +122,7 @@ def holdout_report(fitted: FittedLaw, dataset: Dataset, holdout: Sequence[int],
         key = dataset.keys[g]
         test = dataset.only_group(g).points()
         x, y = test.x, test.y
-        entry: dict[str, Any] = {"n_points": int(len(y))}
+        entry: dict[str, Any] = {"n_points": int(len(y)), "noise_floor": noise_floor(test)}
         try:
             pure = fitted.predict(x, [key] * len(x))
             entry["pure"] = {**_metrics(y, pure, key, options),
@@ -138,6 +138,10 @@ def holdout_report(fitted: FittedLaw, dataset: Dataset, holdout: Sequence[int],
         pred = _calibrated_prediction(fitted, key, calib, x)
         entry["calibrated"] = {**_metrics(y, pred, key, options),
                                "params": _params_report(fitted, calib, key, options.log_factor)}
+        for kind in ("pure", "calibrated"):
+            if "rmse" in entry[kind]:
+                entry[kind].update(_curve_extras(entry[kind]["rmse"], entry["noise_floor"],
+                                                 test, pred if kind == "calibrated" else pure))
         report["groups"][key] = entry
         calibrated[key] = (lambda xs, key=key, calib=calib:
                            _calibrated_prediction(fitted, key, calib, np.asarray(xs, float)))
@@ -149,6 +153,75 @@ def _metrics(y: np.ndarray, pred: np.ndarray, key: str, options: FitOptions) -> 
                            positive=bool(np.all(y > 0)))
     m.pop("r2_group", None)
     return m
+
+
+def noise_floor(points) -> float | None:
+    """Point-to-point scatter of one curve around its own smooth trend.
+
+    The standard deviation implied by second differences of the step-ordered points,
+    ``sqrt(mean((y[i-1] - 2 y[i] + y[i+1])^2) / 6)``: a locally linear trend cancels, white noise
+    of standard deviation s gives s. No law can predict a curve better than this; a held-out
+    RMSE near it is as good as prediction gets.
+
+    >>> from types import SimpleNamespace as P
+    >>> noise_floor(P(align=np.arange(6.0), y=np.array([1.0, 2, 3, 4, 5, 6])))
+    0.0
+    """
+    order = np.argsort(points.align)
+    y = np.asarray(points.y, float)[order]
+    if len(y) < 3:
+        return None
+    second = y[:-2] - 2.0 * y[1:-1] + y[2:]
+    return float(np.sqrt(np.mean(second * second) / 6.0))
+
+
+def _curve_extras(rmse: float | None, floor: float | None, points, pred: np.ndarray
+                  ) -> dict[str, Any]:
+    """Held-out error relative to the noise floor, and the error at the last point."""
+    last = int(np.argmax(points.align))
+    out: dict[str, Any] = {"final_point": {"x": float(points.x[last]), "y": float(points.y[last]),
+                                           "y_pred": float(pred[last]),
+                                           "rel_error": float(pred[last] / points.y[last] - 1.0)
+                                           if points.y[last] else math.nan}}
+    if rmse is not None and floor:
+        out["rmse_over_noise"] = rmse / floor
+    return out
+
+
+def per_curve_report(fitted: FittedLaw, full: Dataset, test_part: Dataset,
+                     options: FitOptions) -> dict[str, Any]:
+    """Per curve: held-out RMSE, R^2, final-point error, noise floor (measured on the whole
+    curve), RMSE / noise floor and, with bootstrap draws, the interval coverage."""
+    test = test_part.points()
+    whole = full.points()
+    out: dict[str, Any] = {}
+    for g, key in enumerate(test_part.keys):
+        sel = test.gidx == g
+        if not sel.any():
+            continue
+        part = test.subset(sel)
+        pred = fitted.predict(part.x, [key] * int(sel.sum()))
+        entry = _metrics(part.y, pred, key, options)
+        entry["noise_floor"] = noise_floor(whole.subset(whole.gidx == g))
+        entry.update(_curve_extras(entry["rmse"], entry["noise_floor"], part, pred))
+        interval = fitted.predict_interval(part.x, [key] * int(sel.sum()))
+        if interval is not None:
+            entry["interval_coverage"] = float(np.mean((part.y >= interval[0])
+                                                       & (part.y <= interval[1])))
+        out[key] = entry
+    return out
+
+
+def hidden_by_pooling(pooled_r2: float | None, per_curve: Mapping[str, Mapping[str, Any]]
+                      ) -> str | None:
+    """A plain sentence when a good pooled R^2 hides poor prediction of the curves themselves."""
+    bad = [k for k, e in per_curve.items() if e.get("r2") is not None and e["r2"] < 0]
+    if pooled_r2 is None or pooled_r2 < 0.9 or not bad:
+        return None
+    return (f"the pooled held-out R2 {pooled_r2:.3f} hides poor per-curve prediction: the "
+            f"held-out R2 is below 0 on {len(bad)} of {len(per_curve)} curves ({', '.join(bad)}), "
+            f"i.e. worse than each curve's own mean; the pooled number mostly measures the "
+            f"spread between groups")
 
 
 def fraction_report(fitted: FittedLaw, fraction: float, fit_part: Dataset, test_part: Dataset,
