@@ -13,6 +13,7 @@ from rlscale.core.grading.extraction import (
     extract_answer,
     last_boxed,
     match_braces,
+    math_spans,
 )
 
 
@@ -53,14 +54,54 @@ def test_after_thinking():
     ("we get 3 then 17.5 at the end", Extraction("17.5", "last-number")),
     ("total of 1,000 items", Extraction("1000", "last-number")),
     ("nothing to see", Extraction(None, None)),
+    # the priority order: box > phrase > math span > #### > last number
+    ("The answer is 3. Check: $\\boxed{4}$", Extraction("4", "boxed")),
+    ("$x = 2$, so the answer is 5.", Extraction("5", "answer-is")),
+    ("#### 7\nso $\\frac13$ of it", Extraction("\\frac13", "math-span")),
+    ("we tried 3\n#### 8", Extraction("8", "hashes")),
+    # final-answer phrases
+    ("**Answer:** $\\text{E}$", Extraction("\\text{E}", "answer-is")),
+    ("**Final Answer**: 42", Extraction("42", "answer-is")),
+    ("The answer is: **12**", Extraction("12", "answer-is")),
+    ("Final Answer: The final answer is $x<1$. I hope it is correct.",
+     Extraction("x<1", "answer-is")),
+    ("the answer is therefore $\\sqrt{2}$ units.", Extraction("\\sqrt{2}", "answer-is")),
+    ("I answered it: no", Extraction(None, None)),            # "answered" is not the phrase
+    # math spans, taken whole
+    ("So the set is $[0,1)$.", Extraction("[0,1)", "math-span")),
+    ("hence $$\\frac{1+\\sqrt{5}}{2}$$", Extraction("\\frac{1+\\sqrt{5}}{2}", "math-span")),
+    ("first \\(a\\) then \\(x > -1\\)", Extraction("x > -1", "math-span")),
+    ("\\[ y = 2x \\] done", Extraction("y = 2x", "math-span")),
+    ("costs $5 and $10 in total", Extraction("10", "last-number")),  # dollars, not math
+    ("pay \\$5 then $x=2$", Extraction("x=2", "math-span")),         # escaped dollar
+    ("open $x+1 never closed", Extraction("1", "last-number")),
+    # numbers on their own, never glued into a word
+    ("AZYUK2A", Extraction(None, None)),
+    ("v1.2.3 and the 5th", Extraction(None, None)),
+    ("we count 1 000 apples", Extraction("1000", "last-number")),
+    ("about 2\u2009500 of them", Extraction("2500", "last-number")),
+    ("x-3 then 12%", Extraction("12", "last-number")),
 ])
 def test_extract_answer_order(text, expected):
     assert extract_answer(text) == expected
 
 
+@pytest.mark.parametrize("text, spans", [
+    ("$a$ and $$b$$ and \\(c\\) and \\[d\\]", ["a", "b", "c", "d"]),
+    ("$5 each and $x$", ["x"]),          # prose between dollars: currency, re-paired
+    ("$\\text{yes}$", ["\\text{yes}"]),   # words inside \text{} are math content
+    ("$$", []), ("$ $", []), ("\\$3\\$", []),
+])
+def test_math_spans(text, spans):
+    assert math_spans(text) == spans
+
+
 def test_fallbacks_switch_off():
     assert extract_answer("#### 5", fallbacks=()) == Extraction(None, None)
     assert extract_answer("the answer is 5", fallbacks=("last-number",)) == Extraction("5", "last-number")
+    # "13" is glued to "\\frac": no number stands alone (it used to be read as 13)
+    assert extract_answer("so $\\frac13$", fallbacks=("last-number",)) == Extraction(None, None)
+    assert extract_answer("so $\\frac13$", fallbacks=("math-span",)).text == "\\frac13"
     with pytest.raises(ValueError, match="unknown fallback"):
         extract_answer("x", fallbacks=("bogus",))
 

@@ -123,7 +123,8 @@ def test_usage_errors_exit_2():
         (["--grader", "strict"], "--grader must be one of math, paper, got 'strict'"),
         (["--memory-mb", "10"], "--memory-mb must be >= 64, got 10"),
         (["--fallbacks", "hashes,bogus"],
-         "--fallbacks: unknown bogus; expected some of answer-is, hashes, last-number or none"),
+         "--fallbacks: unknown bogus; expected some of answer-is, math-span, hashes, "
+         "last-number or none"),
     ]:
         result = run_cli(["reward", *args], input="")
         assert result.exit_code == 2, args

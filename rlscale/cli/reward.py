@@ -27,7 +27,8 @@ HELP = (
     "Grade model responses against ground-truth answers: adds `reward` (1.0/0.0), `pred` (the "
     "extracted answer or null) and `verdict` (correct, wrong, no_answer, timeout, error) to each "
     "record. --grader math (default) takes the text after the last </think>, the last "
-    "\\boxed{} (fallbacks: 'the answer is', '#### n', last number), and decides equivalence by "
+    "\\boxed{} (fallbacks in order: a final-answer phrase, the last $...$ math span, '#### n', "
+    "the last number standing alone), and decides equivalence by "
     "normalised strings, exact numbers, then Math-Verify. --grader paper reproduces the VeRL "
     "scorer of Tan et al. 2025 (routed by `data_source`, quirks included). Every item is limited "
     "to --timeout seconds and --memory-mb in a pool of worker processes; a runaway item gives "
@@ -64,7 +65,7 @@ WorkersOpt = Annotated[int, typer.Option(
     "(0: one per CPU core). Easy items are graded in the main process.", metavar="N")]
 FallbacksOpt = Annotated[str, typer.Option(
     "--fallbacks", help="--grader math: where to look when there is no \\boxed{}, in order "
-    "(comma list of answer-is, hashes, last-number; 'none' for boxed answers only).",
+    "(comma list of answer-is, math-span, hashes, last-number; 'none' for boxed answers only).",
     metavar="LIST")]
 KeepThinkingOpt = Annotated[bool, typer.Option(
     "--keep-thinking", help="--grader math: search the whole response, not just the text "
@@ -89,7 +90,7 @@ def command(
     timeout: TimeoutOpt = 2.0,
     workers: WorkersOpt = 0,
     memory_mb: MemoryOpt = 1024,
-    fallbacks: FallbacksOpt = "answer-is,hashes,last-number",
+    fallbacks: FallbacksOpt = "answer-is,math-span,hashes,last-number",
     keep_thinking: KeepThinkingOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,

@@ -4,14 +4,26 @@ Everything here is linear in the length of the response (one or two passes, no b
 regexes over the whole text), so it is safe to run in the main process on arbitrary,
 possibly adversarial, model output.
 
-Order used by the ``math`` grader (each fallback can be switched off):
+Priority order used by the ``math`` grader (the first step that finds something wins; steps
+3-6 are the switchable *fallbacks*, :data:`FALLBACKS`, ``--fallbacks``):
 
 1. keep only the text after the last ``</think>`` (reasoning models put drafts before it);
-2. the content of the **last** ``\\boxed{...}`` / ``\\fbox{...}`` found by brace matching
-   (also the ``\\boxed 5`` form without braces);
-3. ``"the answer is ..."`` / ``"final answer: ..."``;
-4. a GSM8K-style ``#### 42`` line;
-5. the last number in the text.
+2. ``boxed``: the content of the **last** ``\\boxed{...}`` / ``\\fbox{...}``, found by brace
+   matching (also the ``\\boxed 5`` form without braces); a box that never closes (a
+   truncated response) counts as no box;
+3. ``answer-is``: the last explicit final-answer phrase -- "the answer is", "final answer
+   is", "Final Answer:", "**Answer:**", "Answer =" -- followed by a math span (taken whole)
+   or else the rest of its sentence;
+4. ``math-span``: the last LaTeX math span ``$...$``, ``$$...$$``, ``\\(...\\)``,
+   ``\\[...\\]``, taken whole (``$[0,1)$`` is ``[0,1)``, not ``0,1``). A ``$...$`` pair
+   holding prose (a word of three letters or more outside ``\\text{}`` and commands) is
+   read as two dollar amounts, not math; escaped ``\\$`` never delimits;
+5. ``hashes``: a GSM8K-style ``#### 42`` line;
+6. ``last-number``: the last number standing on its own -- never one glued into a word
+   (``AZYUK2A``, ``x2``, ``5th`` hold none); digit groups of three after ``,``, a space, a
+   thin space or ``\\,`` are thousands (``1 000`` is 1000).
+
+``pred`` in the output is exactly what was taken; :class:`Extraction` also names the step.
 """
 
 from __future__ import annotations
@@ -22,14 +34,25 @@ from dataclasses import dataclass
 THINK_END = "</think>"
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 
-FALLBACKS = ("answer-is", "hashes", "last-number")
+FALLBACKS = ("answer-is", "math-span", "hashes", "last-number")
 """Names of the switchable fallbacks, in the order they are tried."""
 
 # Bounded quantifiers only: these run on short tails of the text, never on the whole response.
 _ANSWER_IS = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+    r"\b(?:final\s+answer|the\s+answer|answer)(?:\s*\*\*)?\s*(?:is\b|:|=)(?:\s*\*\*)?\s*:?\s*",
+    re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+# thousands groups first, then plain numbers; never inside a word (no letter, digit, _ or .
+# on either side: "AZYUK2A", "x2", "5th", "v1.2.3" hold no number)
+_SEPARATOR = r"(?:,|\\,|\{,\}|[ \u2009\u202f\u00a0])"
+_NUMBER = re.compile(
+    r"(?<![\w.])(-?\d{1,3}(?:" + _SEPARATOR + r"\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)"
+    r"(?![\w]|\.\d)")
+_THOUSANDS_SEPARATOR = re.compile(_SEPARATOR)
+_MATH_DELIMITER = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_COMMAND_OR_TEXT = re.compile(r"\\(?:text|mbox|mathrm|textbf|operatorname)\s*\{[^{}]*\}|\\[A-Za-z]+")
+_PROSE_WORD = re.compile(r"[A-Za-z]{3,}")
 _TAIL_FOR_FALLBACKS = 4000  # characters searched by fallbacks 3-5 (answers come at the end)
 
 
@@ -38,7 +61,7 @@ class Extraction:
     """An extracted answer: ``text`` (None when nothing was found) and ``method``."""
 
     text: str | None
-    method: str | None  # "boxed", "answer-is", "hashes", "last-number" or None
+    method: str | None  # "boxed", one of FALLBACKS, or None
 
 
 def after_thinking(response: str) -> str:
@@ -108,30 +131,69 @@ def last_boxed(text: str, commands: tuple[str, ...] = BOX_COMMANDS) -> str | Non
     return None
 
 
+def math_spans(text: str) -> list[str]:
+    """Contents of the complete LaTeX math spans in ``text``, in order (one linear pass).
+
+    ``$$..$$``, ``$..$``, ``\\(..\\)``, ``\\[..\\]``; ``\\$`` is an escaped dollar. A
+    ``$..$`` pair whose content reads as prose is taken to be two dollar amounts and skipped.
+    """
+    spans = []
+    opener: str | None = None
+    start = 0
+    for match in _MATH_DELIMITER.finditer(text):
+        token = match.group(0)
+        if token == "\\$":
+            continue
+        if opener is None:
+            if token in _CLOSERS:
+                opener, start = token, match.end()
+        elif token == _CLOSERS[opener]:
+            content = text[start:match.start()].strip()
+            if opener == "$" and _PROSE_WORD.search(_COMMAND_OR_TEXT.sub(" ", content)):
+                # "costs $5 and $10": currency. The second dollar may open a real span.
+                opener, start = "$", match.end()
+                continue
+            if content:
+                spans.append(content)
+            opener = None
+    return spans
+
+
+def _clean_candidate(candidate: str) -> str:
+    candidate = candidate.strip()
+    if candidate.startswith("**") and candidate.endswith("**"):
+        candidate = candidate[2:-2]
+    return candidate.strip().rstrip(".").strip()
+
+
 def _answer_is(tail: str) -> str | None:
     matches = list(_ANSWER_IS.finditer(tail))
     for match in reversed(matches):
         rest = tail[match.end():]
-        if rest.startswith("$"):
-            # "$...$" or "$$...$$": the math between the dollars
-            stripped = rest.lstrip("$")
-            close = stripped.find("$")
-            candidate = stripped[:close] if close >= 0 else stripped.split("\n", 1)[0]
-        elif rest.startswith("\\(") or rest.startswith("\\["):
-            closer = "\\)" if rest.startswith("\\(") else "\\]"
-            close = rest.find(closer, 2)
-            candidate = rest[2:close] if close >= 0 else rest[2:].split("\n", 1)[0]
-        else:
-            candidate = rest.split("\n", 1)[0]
-            # end of the sentence: a period followed by a space or the end of the line
-            for stop in (". ", ".\t"):
-                cut = candidate.find(stop)
-                if cut >= 0:
-                    candidate = candidate[:cut]
-        candidate = candidate.strip().rstrip(".").strip()
+        line = rest.split("\n", 1)[0]
+        if rest[:1] == "$" or rest[:2] in ("\\(", "\\["):
+            spans = math_spans(rest[:_TAIL_FOR_FALLBACKS])
+            if spans:  # "the answer is $\frac13$": the span, whole
+                return spans[0]
+        candidate = line
+        # end of the sentence: a period followed by a space or the end of the line
+        for stop in (". ", ".\t"):
+            cut = candidate.find(stop)
+            if cut >= 0:
+                candidate = candidate[:cut]
+        if "$" in candidate or "\\(" in candidate:
+            spans = math_spans(candidate)
+            if spans:  # "the answer is therefore $5$"
+                return spans[0]
+        candidate = _clean_candidate(candidate.replace("$", ""))
         if candidate:
             return candidate
     return None
+
+
+def _math_span(tail: str) -> str | None:
+    spans = math_spans(tail)
+    return spans[-1] if spans else None
 
 
 def _hashes(tail: str) -> str | None:
@@ -142,10 +204,10 @@ def _hashes(tail: str) -> str | None:
 def _last_number(tail: str) -> str | None:
     last = None
     for match in _NUMBER.finditer(tail):
-        last = match.group(0)
+        last = match.group(1)
     if last is None:
         return None
-    return last.replace(",", "") if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", last) else last
+    return _THOUSANDS_SEPARATOR.sub("", last)
 
 
 def extract_answer(response: str, fallbacks: tuple[str, ...] = FALLBACKS,
@@ -167,8 +229,8 @@ def extract_answer(response: str, fallbacks: tuple[str, ...] = FALLBACKS,
     if boxed:
         return Extraction(boxed, "boxed")
     tail = text[-_TAIL_FOR_FALLBACKS:]
-    for name, finder in (("answer-is", _answer_is), ("hashes", _hashes),
-                         ("last-number", _last_number)):
+    for name, finder in (("answer-is", _answer_is), ("math-span", _math_span),
+                         ("hashes", _hashes), ("last-number", _last_number)):
         if name in fallbacks:
             found = finder(tail)
             if found:
