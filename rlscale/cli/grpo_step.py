@@ -204,13 +204,13 @@ def command(
             raise UsageError(str(exc)) from None
 
     def _train(config) -> None:
-        from rlscale.core.grpo import group_advantages
         from rlscale.core.jsonl import RecordReader, RecordWriter
         from rlscale.engines.train import (
             RECORD_OPTIONAL,
+            CheckpointLock,
             PolicyTrainer,
-            Sample,
             check_checkpoint_dir,
+            check_group_count,
             check_output_dir,
             sample_from_record,
         )
@@ -220,16 +220,23 @@ def command(
         check_output_dir(out)
         if ref is not None:
             check_checkpoint_dir(ref, "--ref")
-        with open_rejects(rejects, skip_invalid) as rejects_file:
+        # -o is opened and the checkpoint locked before anything is read or loaded: path and
+        # overlap errors come first, and the lock is held until the new checkpoint is published
+        with RecordWriter(output) as writer, CheckpointLock(out) as lock, \
+                open_rejects(rejects, skip_invalid) as rejects_file:
+            for path in lock.removed:
+                say(f"rlscale grpo-step: removed {path} (left by an interrupted save)", quiet)
             reader = RecordReader(inputs, required={"prompt_id": "str|number",
                                                     "reward": "number"},
                                   optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
                                   rejects=rejects_file)
             raw = list(progress(reader, description="reading", quiet=quiet))
             if not raw:  # empty input is valid: no step, no output, checkpoints untouched
+                writer.close(ok=False)
                 report_skipped(NAME, reader.n_skipped, rejects, quiet)
                 say("rlscale grpo-step: no records on input: no step taken", quiet)
                 return
+            check_group_count(len({r["prompt_id"] for r, _ in raw}), mini_batches)
             say(f"rlscale grpo-step: loading {policy}", quiet)
             try:
                 trainer = PolicyTrainer(policy, ref, config, device=device, precision=precision,
@@ -245,14 +252,31 @@ def command(
                     continue
                 try:
                     ids = sample_from_record(record, trainer.tokenizer, trainer.vocab_size,
-                                             chat_template=chat_template)
+                                             chat_template=chat_template,
+                                             context_length=trainer.context_length)
                 except ValueError as exc:
                     reader.invalid(where, str(exc))
                     continue
                 seen[key] = where.line
                 kept.append((record, where, ids))
-        if not kept:
-            raise RlscaleError("no valid records on input")
+            if not kept:
+                raise RlscaleError("no valid records on input")
+            check_group_count(len({r["prompt_id"] for r, _, _ in kept}), mini_batches,
+                              after_skipping=True)
+            record = _step(trainer, kept, config, lock)
+            record["wall_s"] = time.perf_counter() - started
+            writer.write(record)
+        report_skipped(NAME, reader.n_skipped, rejects, quiet)
+        say(f"rlscale grpo-step: step {record['step']}: loss {record['loss']:.5g}, reward "
+            f"{record['reward_mean']:.4g}, {record['wall_s']:.1f} s -> {out}", quiet)
+
+    def _step(trainer, kept, config, lock) -> dict[str, Any]:
+        """Advantages, the update and the save of one step; returns the metrics record."""
+        import numpy as np
+
+        from rlscale.core.grpo import group_advantages
+        from rlscale.engines.train import Sample, pause_for_tests
+
         with_old = [k for k in kept if k[2][2] is not None]
         if with_old and len(with_old) != len(kept):
             missing = next(k for k in kept if k[2][2] is None)
@@ -270,9 +294,11 @@ def command(
             f"{len(adv.group_keys)} groups ({adv.n_zero_adv_groups} with zero advantage), "
             f"{config.mini_batches} update(s)", quiet)
         metrics = trainer.train_step(samples)
-        trainer.save(out)
-        import numpy as np
-
+        pause_for_tests("before-save")
+        saved = trainer.save(out, expect=lock.identity)
+        if saved["dropped"]:
+            say(f"rlscale grpo-step: note: left out {', '.join(saved['dropped'])} of the old "
+                f"{out} (weights, configs or tokenizer files the new checkpoint replaces)", quiet)
         record = {
             "step": metrics["step"],
             "loss": metrics["loss"],
@@ -299,18 +325,14 @@ def command(
             "policy": os.path.abspath(policy),
             "ref": os.path.abspath(ref) if ref is not None else None,
             "out": os.path.abspath(out),
-            "wall_s": time.perf_counter() - started,
+            "wall_s": None,
             "run_meta": run_meta(seed, device=str(trainer.device), precision=trainer.precision,
                                  lora=bool(lora), std=std, lr=lr, clip=clip, clip_high=clip_high,
                                  dual_clip=dual_clip, kl_coef=kl_coef, kl=kl, loss_agg=loss_agg,
                                  mini_batches=mini_batches, micro_batch_size=micro_batch_size,
                                  max_grad_norm=max_grad_norm, weight_decay=weight_decay),
         }
-        with RecordWriter(output) as writer:
-            writer.write(record)
-        report_skipped(NAME, reader.n_skipped, rejects, quiet)
-        say(f"rlscale grpo-step: step {record['step']}: loss {record['loss']:.5g}, reward "
-            f"{record['reward_mean']:.4g}, {record['wall_s']:.1f} s -> {out}", quiet)
+        return record
 
     handle_errors(NAME, debug, body)
 

@@ -284,6 +284,40 @@ def render_plan(prompt: str | list[dict[str, str]], chat_template: bool) -> tupl
                      "string or a single message")
 
 
+def longest_token_chars(vocab: Iterable[str]) -> int:
+    """The most characters one token of ``vocab`` (``tokenizer.get_vocab()``) can cover.
+
+    A token's vocabulary string is at least as long as the text it stands for (byte-level BPE:
+    one character per byte; SentencePiece: ``▁`` for the space), so a text of ``n`` characters
+    needs at least ``n / longest_token_chars`` tokens.
+
+    >>> longest_token_chars(["a", "Ġthe", "<|im_end|>"])
+    10
+    """
+    return max((len(token) for token in vocab), default=1) or 1
+
+
+def check_prompt_chars(prompt: str | list[dict[str, str]], context_length: int | None,
+                       token_chars: int) -> None:
+    """Refuse, before rendering or tokenising it, a prompt too long for the context.
+
+    Tokenising a 10 MB prompt only to refuse it takes seconds and gigabytes; counting its
+    characters is enough to know it cannot fit.
+
+    Raises:
+        ValueError: the prompt has more characters than ``context_length`` tokens can cover.
+    """
+    if context_length is None:
+        return
+    n_chars = len(prompt) if isinstance(prompt, str) else \
+        sum(len(m.get("content", "")) for m in prompt if isinstance(m, dict)
+            and isinstance(m.get("content"), str))
+    if n_chars > context_length * token_chars:
+        at_least = -(-n_chars // token_chars)
+        raise ValueError(f"prompt has {n_chars} characters, at least {at_least} tokens: more "
+                         f"than the model's context of {context_length} tokens")
+
+
 def stop_token_ids(*sources: int | Sequence[int] | None) -> list[int]:
     """Merge EOS ids from the tokenizer and the generation config, in order, without repeats.
 

@@ -42,13 +42,14 @@ import numpy as np
 import torch
 
 from rlscale.core import grpo
-from rlscale.core.errors import RlscaleError
+from rlscale.core.errors import RlscaleError, UsageError
 
 TRAINER_STATE_FILE = "rlscale_trainer.json"
 OPTIMIZER_FILE = "rlscale_optimizer.safetensors"
 MASTER_WEIGHTS_FILE = "rlscale_master.safetensors"
 STATE_FORMAT = 1
 ADAPTER_CONFIG = "adapter_config.json"
+_UNCHECKED = object()  # save(expect=...) default: no step check
 
 
 # --- configuration and inputs --------------------------------------------------------------
@@ -149,6 +150,28 @@ class _Prepared:
 # --- checkpoint inspection -----------------------------------------------------------------
 
 
+def _loading(path: str, what: str, load: Callable[[], Any]) -> Any:
+    """Run a loader; any failure becomes one line naming the file (the cause stays for --debug).
+
+    transformers, torch and safetensors raise many types (OSError, ValueError, SafetensorError,
+    UnpicklingError, ...); a user needs the path and the first line, not 60 lines of stack."""
+    import pickle
+    import re
+
+    try:
+        return load()
+    except RlscaleError:
+        raise
+    except pickle.UnpicklingError as exc:
+        raise RlscaleError(f"{path}: cannot load the {what}: pickled weights hold objects other "
+                           "than tensors (refused by torch.load(weights_only=True); convert "
+                           "trusted weights to safetensors)") from exc
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+        detail = first[0] if first else type(exc).__name__
+        raise RlscaleError(f"{path}: cannot load the {what}: {detail}") from exc
+
+
 def is_adapter_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
 
@@ -183,6 +206,28 @@ def check_output_dir(path: str) -> None:
     if entries and not any(m in entries for m in markers):
         raise RlscaleError(f"--out {path}: exists and is not a model checkpoint (refusing to "
                            "replace it; choose a new or checkpoint directory)")
+
+
+def check_group_count(n_groups: int, mini_batches: int, *, after_skipping: bool = False) -> None:
+    """A step splits whole prompt groups into ``mini_batches`` updates: refuse too few groups
+    up front (a usage error), not after the model has loaded."""
+    if n_groups < mini_batches:
+        valid = " valid" if after_skipping else ""
+        raise UsageError(f"--mini-batches {mini_batches} needs at least {mini_batches} prompt "
+                         f"groups; the input has {n_groups}{valid} (lower --mini-batches or give "
+                         "more prompts)")
+
+
+def pause_for_tests(point: str) -> None:
+    """Test hook (deterministic overlap tests with real processes): with
+    ``RLSCALE_TEST_PAUSE=DIR``, create ``DIR/<point>`` and wait until ``DIR/resume`` exists."""
+    directory = os.environ.get("RLSCALE_TEST_PAUSE")
+    if not directory:
+        return
+    with open(os.path.join(directory, point), "w", encoding="utf-8") as handle:
+        handle.write(str(os.getpid()))
+    while not os.path.exists(os.path.join(directory, "resume")):
+        time.sleep(0.02)
 
 
 def read_trainer_state(path: str) -> dict[str, Any]:
@@ -317,9 +362,10 @@ class PolicyTrainer:
                  device: str = "auto", precision: str = "auto",
                  gradient_checkpointing: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # stderr belongs to rlscale's own messages
+        from rlscale.engines.hf_rollout import quiet_transformers
+
+        quiet_transformers()  # stderr belongs to rlscale's own messages, as in rollout
         self.config = config
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                                    if device == "auto" else device)
@@ -339,15 +385,20 @@ class PolicyTrainer:
         self.save_dtype = _checkpoint_dtype(self.base_dir)
         tokenizer_dir = self.policy_dir if os.path.isfile(
             os.path.join(self.policy_dir, "tokenizer_config.json")) else self.base_dir
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.tokenizer_dir = tokenizer_dir
+        self.tokenizer = _loading(tokenizer_dir, "tokenizer",
+                                  lambda: AutoTokenizer.from_pretrained(tokenizer_dir))
         self.pad_id = self._pad_id()
-
-        model = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=torch.float32)
+        self._max_token_chars: int | None = None
+        model = _loading(self.base_dir, "model", lambda: AutoModelForCausalLM.from_pretrained(
+            self.base_dir, dtype=torch.float32))
+        self.context_length = getattr(model.config, "max_position_embeddings", None)
         master = os.path.join(self.policy_dir, MASTER_WEIGHTS_FILE)
         if not adapter and os.path.isfile(master):
             from safetensors.torch import load_file
 
-            missing, unexpected = model.load_state_dict(load_file(master), strict=False)
+            master_state = _loading(master, "float32 master weights", lambda: load_file(master))
+            missing, unexpected = model.load_state_dict(master_state, strict=False)
             if unexpected or [k for k in missing if "lm_head" not in k]:
                 raise RlscaleError(f"{master}: does not match the model's parameters")
         self.n_params = count_parameters(model)
@@ -359,7 +410,8 @@ class PolicyTrainer:
 
             torch.manual_seed(config.seed)  # LoRA's random A-matrix init follows --seed
             if adapter:
-                model = PeftModel.from_pretrained(model, self.policy_dir, is_trainable=True)
+                model = _loading(self.policy_dir, "LoRA adapter", lambda: PeftModel.from_pretrained(
+                    model, self.policy_dir, is_trainable=True))
             else:
                 lora = config.lora
                 model = get_peft_model(model, LoraConfig(
@@ -386,7 +438,8 @@ class PolicyTrainer:
                 # the frozen base under the adapter *is* the reference: no second copy
                 self.ref_is_base = True
             else:
-                ref = AutoModelForCausalLM.from_pretrained(ref_abs, dtype=torch.float32)
+                ref = _loading(ref_abs, "reference model", lambda: AutoModelForCausalLM
+                               .from_pretrained(ref_abs, dtype=torch.float32))
                 ref.requires_grad_(False)
                 self.ref_model = ref.to(self.device).eval()
         self.fused_head = True  # chunked LM head; False: the model's own logits (tests compare)
@@ -430,11 +483,15 @@ class PolicyTrainer:
             raise RlscaleError(f"{path}: optimizer state is for different parameters "
                                "(was the checkpoint trained with/without --lora or another "
                                "LoRA shape?)")
-        tensors = load_file(path)
+        tensors = _loading(path, "optimizer state", lambda: load_file(path))
         state: dict[int, dict[str, torch.Tensor]] = {}
         for index, name in enumerate(current):
             entry = {key: tensors[f"{name}::{key}"] for key in ("step", "exp_avg", "exp_avg_sq")
                      if f"{name}::{key}" in tensors}
+            shape = self.trainable[index][1].shape
+            if any(entry[k].shape != shape for k in ("exp_avg", "exp_avg_sq") if k in entry):
+                raise RlscaleError(f"{path}: optimizer state of {name} does not match the "
+                                   f"parameter's shape {tuple(shape)}")
             if entry:
                 state[index] = entry
         group = self.optimizer.state_dict()["param_groups"][0]
@@ -690,8 +747,18 @@ class PolicyTrainer:
     # -- saving --
 
     def save(self, out_dir: str, *, hyperparameters: dict[str, Any] | None = None,
-             _before_publish: Callable[[str], None] | None = None) -> None:
-        """Write the checkpoint to ``out_dir`` atomically (temp dir + exchange-rename)."""
+             expect: Any = _UNCHECKED,
+             _before_publish: Callable[[str], None] | None = None) -> dict[str, list[str]]:
+        """Write the checkpoint to ``out_dir`` atomically (temp dir + exchange-rename).
+
+        Files of an existing ``out_dir`` that the save does not own are carried over
+        (:func:`carry_over`). With ``expect`` (a :func:`checkpoint_identity`, e.g.
+        ``CheckpointLock.identity``), refuses to publish when ``out_dir`` is no longer that
+        checkpoint: another run saved it after this one loaded.
+
+        Returns:
+            ``{"carried": [...], "dropped": [...]}``: entry names brought over / left out.
+        """
         from safetensors.torch import save_file
 
         out_dir = os.path.abspath(out_dir)
@@ -722,13 +789,18 @@ class PolicyTrainer:
             })
             with open(os.path.join(tmp, TRAINER_STATE_FILE), "w", encoding="utf-8") as handle:
                 json.dump(state, handle, indent=1, allow_nan=False, default=str)
+            _finalize_tree(tmp)  # before carrying: carried files keep their own modes
+            if expect is not _UNCHECKED:
+                _check_unmoved(out_dir, expect)
+            existing = out_dir if os.path.isdir(out_dir) else None
+            carried, dropped = carry_over(tmp, existing, self.tokenizer_dir)
             if _before_publish is not None:
                 _before_publish(tmp)  # test hook: simulate a crash before the swap
-            _finalize_tree(tmp)
             publish_directory(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        return {"carried": carried, "dropped": dropped}
 
     def _save_full_weights(self, directory: str) -> None:
         from safetensors.torch import save_file
@@ -758,10 +830,211 @@ class PolicyTrainer:
             json.dump(config, handle, indent=2)
 
 
+def _check_unmoved(out_dir: str, expect: tuple[int, int, int] | None) -> None:
+    current = checkpoint_identity(out_dir)
+    if current == expect:
+        return
+    if current is None:
+        raise CheckpointMoved(f"--out {out_dir}: the checkpoint disappeared while this step ran; "
+                              "nothing saved")
+    then = f"step {expect[2]}" if expect is not None else "no checkpoint"
+    raise CheckpointMoved(f"--out {out_dir}: another run saved this checkpoint while this step "
+                          f"ran ({then} when loaded, step {current[2]} now); nothing saved "
+                          "(its update would be lost)")
+
+
 def _config_json(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
     data["betas"] = list(config.betas)
     return data
+
+
+# --- sharing a checkpoint: lock, step check, leftovers, files it does not own -------------------
+
+# Names a save owns: the weights (any format), their configs and the trainer's own files. An
+# existing --out's copies that the new save does not rewrite are stale (old weights in another
+# format, shards of a different layout) and are dropped; everything else there is carried over.
+_OWNED_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json",
+                   "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.gguf", "config.json",
+                   "generation_config.json", ADAPTER_CONFIG, "rlscale_*")
+# Tokenizer files: the tokenizer is never trained, so files of the one that was loaded that
+# save_pretrained does not rewrite (vocab.json, merges.txt, ...) travel with the checkpoint.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.json", "merges.txt", "vocab.txt",
+                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+                   "chat_template.jinja", "chat_template.json")
+# peft writes a generic model card; a README.md the user keeps in --out wins over it
+_USER_WINS = ("README.md",)
+
+
+class CheckpointBusy(RlscaleError):
+    """Another process holds the checkpoint's lock."""
+
+
+class CheckpointMoved(RlscaleError):
+    """The checkpoint changed between loading and publishing."""
+
+
+def lock_path(out_dir: str) -> str:
+    """The lock file beside (not inside: the directory is swapped) a checkpoint."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return os.path.join(parent, f".{name}.lock")
+
+
+def checkpoint_identity(path: str) -> tuple[int, int, int] | None:
+    """(device, inode, trainer step) of a checkpoint directory, None when it does not exist.
+
+    Every publish swaps in a new directory (new inode) and advances the step, so a change means
+    another save happened in between."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    try:
+        with open(os.path.join(path, TRAINER_STATE_FILE), encoding="utf-8") as handle:
+            step = json.load(handle).get("step", 0)
+    except (OSError, ValueError, AttributeError):
+        step = 0
+    return info.st_dev, info.st_ino, step if isinstance(step, int) else 0
+
+
+def remove_stale_temps(out_dir: str) -> list[str]:
+    """Delete what killed saves of ``out_dir`` left beside it; call only while holding its lock.
+
+    ``.NAME.tmp-*`` directories are unfinished (or swapped-out) saves; a ``.NAME.previous-*``
+    is the old checkpoint of the rename fallback and is stale once ``NAME`` exists again."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        return []
+    removed = []
+    for entry in sorted(os.listdir(parent)):
+        stale = entry.startswith(f".{name}.tmp-") or (
+            entry.startswith(f".{name}.previous-") and os.path.isdir(os.path.join(parent, name)))
+        path = os.path.join(parent, entry)
+        if stale and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+class CheckpointLock:
+    """An exclusive ``fcntl.flock`` on ``.NAME.lock`` beside the checkpoint ``NAME``.
+
+    Held from before the policy is loaded until the new checkpoint is published, so two
+    overlapping steps on one checkpoint never both succeed: the second fails at once (its
+    rollouts came from weights the first is replacing). On acquiring it, leftovers of killed
+    saves are removed and the checkpoint's identity is recorded for the step check.
+    """
+
+    def __init__(self, out_dir: str):
+        self.out_dir = os.path.abspath(out_dir)
+        self.path = lock_path(self.out_dir)
+        self.fd: int | None = None
+        self.identity: tuple[int, int, int] | None = None
+        self.removed: list[str] = []
+
+    def acquire(self) -> CheckpointLock:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RlscaleError(f"--out {self.out_dir}: cannot create the lock file {self.path}: "
+                               f"{exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise CheckpointBusy(f"--out {self.out_dir}: another grpo-step{who} is updating this "
+                                 "checkpoint; not training on rollouts of the weights it is "
+                                 "replacing") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        self.removed = remove_stale_temps(self.out_dir)
+        self.identity = checkpoint_identity(self.out_dir)
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self) -> CheckpointLock:
+        return self.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+def _owned(name: str) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _OWNED_PATTERNS)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link a carried file (instant, no extra space); copy across filesystems."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+        if not os.path.islink(dst):
+            fd = os.open(dst, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _carry(src: str, dst: str) -> None:
+    if os.path.isdir(src) and not os.path.islink(src):
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def carry_over(new_dir: str, old_dir: str | None, tokenizer_dir: str | None
+               ) -> tuple[list[str], list[str]]:
+    """Bring into the finished ``new_dir`` what the save does not write itself.
+
+    From ``old_dir`` (the existing ``--out``): every entry the save does not own (NOTES.md,
+    LICENSE, an ``evals/`` folder, ...), and its tokenizer files when the tokenizer was loaded
+    from it. From ``tokenizer_dir``: tokenizer files ``save_pretrained`` did not rewrite.
+    Owned names of ``old_dir`` that the new save did not write are dropped.
+
+    Returns:
+        (carried, dropped): entry names.
+    """
+    carried, dropped = [], []
+    written = set(os.listdir(new_dir))
+    same_tokenizer = old_dir is not None and tokenizer_dir is not None and \
+        os.path.realpath(old_dir) == os.path.realpath(tokenizer_dir)
+    if old_dir is not None and os.path.isdir(old_dir):
+        for name in sorted(os.listdir(old_dir)):
+            src = os.path.join(old_dir, name)
+            if name in written:
+                if name in _USER_WINS and os.path.isfile(src):
+                    os.remove(os.path.join(new_dir, name))
+                    _carry(src, os.path.join(new_dir, name))
+                    carried.append(name)
+                continue
+            if name in TOKENIZER_FILES and not same_tokenizer:
+                dropped.append(name)  # another model's tokenizer
+            elif name not in TOKENIZER_FILES and _owned(name) and not os.path.isdir(src):
+                dropped.append(name)
+            else:
+                _carry(src, os.path.join(new_dir, name))
+                carried.append(name)
+    if tokenizer_dir is not None and not same_tokenizer:
+        for name in TOKENIZER_FILES:
+            src = os.path.join(tokenizer_dir, name)
+            if os.path.isfile(src) and not os.path.lexists(os.path.join(new_dir, name)):
+                _carry(src, os.path.join(new_dir, name))
+                carried.append(name)
+    return carried, dropped
 
 
 # --- atomic directory publication ----------------------------------------------------------
@@ -877,9 +1150,20 @@ def render_prompt_ids(tokenizer, prompt: Any, chat_template: bool) -> list[int]:
     return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
 
 
+def _token_chars(tokenizer) -> int:
+    """:func:`longest_token_chars` of a tokenizer, computed once per tokenizer object."""
+    from rlscale.core.sampling import longest_token_chars
+
+    cached = getattr(tokenizer, "_rlscale_token_chars", None)
+    if cached is None:
+        cached = longest_token_chars(tokenizer.get_vocab())
+        tokenizer._rlscale_token_chars = cached
+    return cached
+
+
 def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
-                       chat_template: bool = True) -> tuple[list[int], list[int],
-                                                            list[float] | None]:
+                       chat_template: bool = True, context_length: int | None = None
+                       ) -> tuple[list[int], list[int], list[float] | None]:
     """Token ids (prompt, completion) and optional old log-probs of one scored rollout record.
 
     Token ids are taken from ``prompt_ids``/``completion_ids`` when present (exact: what the
@@ -888,12 +1172,19 @@ def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
     ``finish_reason`` is ``"stop"``. Re-tokenisation need not reproduce the sampled tokens
     exactly, so keep token ids in the rollout output for training.
 
+    With ``context_length``, a prompt text too long to fit is refused by its length before it
+    is tokenised, and prompt plus completion must fit the context.
+
     Raises:
         ValueError: with a user-facing message for a bad record.
     """
     if record.get("prompt_ids") is not None:
         prompt_ids = _token_ids(record["prompt_ids"], "prompt_ids", vocab_size)
     elif "prompt" in record:
+        if isinstance(record["prompt"], (str, list)):
+            from rlscale.core.sampling import check_prompt_chars
+
+            check_prompt_chars(record["prompt"], context_length, _token_chars(tokenizer))
         prompt_ids = render_prompt_ids(tokenizer, record["prompt"], chat_template)
     else:
         raise ValueError("missing 'prompt_ids' (or 'prompt' text to tokenise)")
@@ -902,12 +1193,19 @@ def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
     if record.get("completion_ids") is not None:
         completion_ids = _token_ids(record["completion_ids"], "completion_ids", vocab_size)
     elif isinstance(record.get("completion"), str):
+        if context_length is not None and \
+                len(record["completion"]) > context_length * _token_chars(tokenizer):
+            raise ValueError(f"completion has {len(record['completion'])} characters: more "
+                             f"than the model's context of {context_length} tokens")
         completion_ids = list(tokenizer(record["completion"], add_special_tokens=False)
                               ["input_ids"])
         if record.get("finish_reason") == "stop" and tokenizer.eos_token_id is not None:
             completion_ids.append(int(tokenizer.eos_token_id))
     else:
         raise ValueError("missing 'completion_ids' (or 'completion' text to tokenise)")
+    if context_length is not None and len(prompt_ids) + len(completion_ids) > context_length:
+        raise ValueError(f"prompt and completion have {len(prompt_ids) + len(completion_ids)} "
+                         f"tokens, more than the model's context of {context_length}")
     old = record.get("old_logprobs")
     if old is not None:
         if len(old) != len(completion_ids):
