@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # A CPU build of torch by default, so a CPU-only machine does not pull a multi-GB CUDA wheel.
 # On a GPU machine: make install TORCH=torch   (or TORCH='torch==2.6.0' etc.)
-TORCH  ?= torch==2.13.0
+# With the vllm extra, the torch that vLLM 0.33 pins (it needs python>=3.11), so pip can resolve both.
+TORCH  ?= $(if $(findstring vllm,$(EXTRAS)),torch==2.14.0,torch==2.13.0)
 EXTRAS ?= train,plot,dev
 PYTEST_ARGS ?=
 
