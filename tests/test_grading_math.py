@@ -265,3 +265,37 @@ def test_pathological_answers_get_a_fast_verdict(response, verdict):
 def test_quick_grade_never_raises(response, answer):
     result = quick_grade(response, answer)
     assert result is None or result.verdict in ("correct", "wrong", "no_answer")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("3.54e-07", "3.54\\times10^{-7}"), ("2E5", "2\\times10^{5}"), ("1.5e+10", "1.5\\times10^{10}"),
+    ("2e^x", "2e^x"), ("e3", "e3"),                          # not scientific notation
+    ("1 1/2", "\\frac{3}{2}"), ("-2 \\frac{3}{4}", "-\\frac{11}{4}"),
+    ("2 4/3", "2\u24234/3"),                                 # improper: no mixed number, no glue
+    ("11/2", "11/2"), ("1 2", "1\u24232"),
+    ("1 000", "1000"), ("2\u2009500", "2500"), ("1\\,000", "1000"),
+    ("8:34 PM", "20:34"), ("08:34 \\text{PM}", "20:34"), ("12:05 a.m.", "00:05"),
+    ("8:34", "08:34"), ("13:00 PM", "13:00PM"),              # no 13 PM: left as it is
+])
+def test_normalize_numbers_and_times(raw, expected):
+    assert normalize_answer(raw) == expected
+
+
+def test_matrices_and_nested_lists():
+    from rlscale.core.grading.normalize import matrix_as_latex, matrix_as_list, matrix_rows
+
+    latex = "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"
+    assert matrix_rows(latex) == [["1", "2"], ["3", "4"]]
+    assert matrix_as_list(latex) == "[[1,2],[3,4]]"
+    assert matrix_as_latex("[[1, 2], [3, 4]]") == "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"
+    assert matrix_rows("[[1,2],[3]]") is None                        # ragged: not a matrix
+    assert matrix_rows("\\begin{vmatrix}1&2\\\\3&4\\end{vmatrix}") is None  # a determinant
+
+
+def test_symbolic_form():
+    from rlscale.core.grading.normalize import symbolic_form
+
+    assert symbolic_form("\\sin(90^\\circ-x)") == "\\sin(\\frac{90\\pi}{180}-x)"
+    assert symbolic_form("90^\\circ") == "90^\\circ"  # a bare angle stays in degrees
+    assert symbolic_form("$3.54e-07$") == "3.54\\times10^{-7}"
+    assert symbolic_form("1 1/2") == "\\frac{3}{2}"

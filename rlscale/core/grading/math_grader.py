@@ -28,7 +28,7 @@ from fractions import Fraction
 
 from rlscale.core.grading.expressions import LatexValue, TooLarge, evaluate_latex
 from rlscale.core.grading.extraction import FALLBACKS, extract_answer
-from rlscale.core.grading.normalize import normalize_answer
+from rlscale.core.grading.normalize import matrix_as_list, normalize_answer, symbolic_form
 
 VERDICTS = ("correct", "wrong", "no_answer", "timeout", "error")
 
@@ -156,6 +156,7 @@ def _scalar_equal(gold: str, pred: str) -> bool | None:
     return _values_equal(gold_value, pred_value)  # type: ignore[arg-type]
 
 
+_CLOCK = re.compile(r"\d\d:[0-5]\d(?::[0-5]\d)?")  # normalize_answer's form of a time of day
 _COMPOUND = ("\\cup", "\\pm", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
@@ -171,6 +172,8 @@ def fast_equal(gold: str, pred: str) -> bool | None:
         return True
     if not gold or not pred:
         return None
+    if _CLOCK.fullmatch(gold) and _CLOCK.fullmatch(pred):
+        return False  # two different times of day (Math-Verify would read them as ratios)
     gold_structure, pred_structure = _structure(gold), _structure(pred)
     gold_compound = bool(gold_structure) or any(marker in gold for marker in _COMPOUND)
     if gold_compound and not pred_structure and _is_plain_number(pred):
@@ -185,14 +188,15 @@ def fast_equal(gold: str, pred: str) -> bool | None:
         (g_open, g_close, g_items), (p_open, p_close, p_items) = gold_structure, pred_structure
         if (g_open, g_close) != (p_open, p_close) or len(g_items) != len(p_items):
             return None
-        verdicts = [_scalar_equal(g, p) for g, p in zip(g_items, p_items, strict=True)]
+        # items may be structures themselves (the rows of a matrix)
+        verdicts = [fast_equal(g, p) for g, p in zip(g_items, p_items, strict=True)]
         return True if all(v is True for v in verdicts) else None
     return _scalar_equal(gold, pred)
 
 
 @functools.lru_cache(maxsize=8192)
 def _normalized(text: str) -> str:
-    return normalize_answer(text)
+    return matrix_as_list(normalize_answer(text))
 
 
 MAX_POWERS = 40  # "^" signs in one answer
@@ -238,7 +242,8 @@ def quick_grade(response: str, answer: str, options: MathOptions = MathOptions()
     if pred is None:
         return GradeResult(0.0, None, "no_answer")
     gold_norm = _normalized(answer)
-    pred_norm = normalize_answer(pred) if len(pred) <= 4 * MAX_SYMBOLIC_CHARS else pred
+    pred_norm = (matrix_as_list(normalize_answer(pred)) if len(pred) <= 4 * MAX_SYMBOLIC_CHARS
+                 else pred)
     if pred_norm != gold_norm and too_complex(pred_norm):
         # never hand absurd inputs to SymPy (they are not sensible answers), and never let
         # floating point call them equal (2^{2^{-1000}} is 1.0 in a float, yet not 1)
@@ -275,9 +280,31 @@ def math_verify_equal(answer: str, pred: str) -> bool:
     from math_verify import parse, verify
 
     _quiet_math_verify()
-    gold = _parsed_gold(answer)
-    target = parse("\\boxed{" + pred + "}", parsing_timeout=None)
-    return bool(verify(gold, target, timeout_seconds=None))
+    gold = _parsed_gold(symbolic_form(answer))
+    target = parse("\\boxed{" + symbolic_form(pred) + "}", parsing_timeout=None)
+    if verify(gold, target, timeout_seconds=None):
+        return True
+    return _equal_as_complex(gold, target)
+
+
+def _equal_as_complex(gold: list, target: list) -> bool:
+    """Both sides are expressions in the letter ``i`` alone: read it as the imaginary unit.
+
+    Math-Verify keeps ``i`` a symbol, so ``i(2-i)`` is not ``1+2i`` to it; with ``i^2 = -1``
+    they are equal. Only exact symbolic equality counts (no numeric tolerance).
+    """
+    import sympy
+
+    gold_exprs = [g for g in gold if isinstance(g, sympy.Expr)]
+    target_exprs = [t for t in target if isinstance(t, sympy.Expr)]
+    if not gold_exprs or not target_exprs:
+        return False
+    a, b = gold_exprs[0], target_exprs[0]
+    symbols = a.free_symbols | b.free_symbols  # two parses may give two symbols named i
+    if not symbols or any(getattr(symbol, "name", None) != "i" for symbol in symbols):
+        return False
+    unit = {symbol: sympy.I for symbol in symbols}
+    return sympy.expand(a.subs(unit) - b.subs(unit)) == 0
 
 
 def full_grade(response: str, answer: str, options: MathOptions = MathOptions()) -> GradeResult:

@@ -32,6 +32,116 @@ _UNIT_WORDS = re.compile(
     r"miles?|mph|hours?|minutes?|seconds?|days?|weeks?|years?|pounds?|kg|g|sq\.?\s*units?)\.?$")
 
 
+# "3.54e-07" / "2E5": scientific notation written the programmer's way (never "2e^x", "e3")
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?)0*(\d+)(?![\w.])")
+# "1 1/2", "-2 \frac{3}{4}": a whole number, a space, a proper fraction (the whole answer)
+_MIXED = re.compile(r"^(-?)(\d+)\s+(?:(\d+)/(\d+)|\\frac\s*\{(\d+)\}\s*\{(\d+)\})$")
+# "8:34 PM", "20:34", "8:34:10 a.m." (the whole answer)
+_TIME = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*(?:\\text\{\s*)?"
+                   r"([AaPp])?\.?\s*(?:[Mm]\.?)?\s*\}?$")
+_DIGIT_SPACE = re.compile(r"(?<=\d) (?=\d)")
+_SPACED_THOUSANDS = re.compile(r"^-?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
+_MATRIX = re.compile(r"^\\begin\{([pbvB]?matrix)\}(.*)\\end\{\1\}$", re.DOTALL)
+
+
+def scientific_to_latex(text: str) -> str:
+    """``3.54e-07`` -> ``3.54\\times10^{-7}`` (so both spellings compare as one number)."""
+    return _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{m.group(2).replace('+', '')}"
+                           f"{m.group(3)}}}", text)
+
+
+def mixed_number(text: str) -> str | None:
+    """``1 1/2`` -> ``\\frac{3}{2}``; None unless ``text`` is a mixed number (proper fraction)."""
+    match = _MIXED.match(text.strip())
+    if match is None:
+        return None
+    sign, whole, numerator, denominator = (match.group(1), int(match.group(2)),
+                                           int(match.group(3) or match.group(5)),
+                                           int(match.group(4) or match.group(6)))
+    if not 0 < numerator < denominator:
+        return None  # "2 4/3" is not how anyone writes a mixed number: leave it alone
+    return f"{sign}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+
+def clock_time(text: str) -> str | None:
+    """``8:34 PM`` -> ``20:34``, ``12:05 a.m.`` -> ``00:05``; None unless a time of day.
+
+    A time without AM/PM is read as 24-hour (``8:34`` is morning, not ``20:34``).
+    """
+    match = _TIME.match(text.strip())
+    if match is None:
+        return None
+    hours, minutes, seconds, half = match.groups()
+    hour = int(hours)
+    if half is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half in "Pp" else 0)
+    elif hour > 24:
+        return None
+    return f"{hour:02d}:{minutes}" + (f":{seconds}" if seconds else "")
+
+
+def matrix_rows(text: str) -> list[list[str]] | None:
+    """Rows of ``\\begin{pmatrix}a&b\\\\c&d\\end{pmatrix}`` (also bmatrix, matrix, vmatrix,
+    Bmatrix) or of a nested list ``[[a,b],[c,d]]`` with rows of equal length; else None."""
+    text = text.strip()
+    match = _MATRIX.match(text)
+    if match is not None:
+        if match.group(1) in ("vmatrix", "Bmatrix"):
+            return None  # a determinant / a braced system: not a matrix value
+        rows = [row.strip() for row in match.group(2).split("\\\\")]
+        rows = [row for row in rows if row]
+        cells = [[cell.strip() for cell in row.split("&")] for row in rows]
+    elif text.startswith("[[") and text.endswith("]]") and "[" not in text[2:-2].replace(
+            "],[", "").replace("], [", ""):
+        cells = [[cell.strip() for cell in row.split(",")]
+                 for row in re.split(r"\]\s*,\s*\[", text[2:-2])]
+    else:
+        return None
+    if not cells or any(not all(row) for row in cells) or len({len(r) for r in cells}) != 1:
+        return None
+    return cells
+
+
+def matrix_as_list(text: str) -> str:
+    """A matrix written either way as ``[[a,b],[c,d]]`` (the fast path's canonical form)."""
+    rows = matrix_rows(text)
+    if rows is None:
+        return text
+    return "[" + ",".join("[" + ",".join(row) + "]" for row in rows) + "]"
+
+
+def matrix_as_latex(text: str) -> str:
+    """A matrix written either way as a ``pmatrix`` (the form Math-Verify reads as a matrix)."""
+    rows = matrix_rows(text)
+    if rows is None:
+        return text
+    return "\\begin{pmatrix}" + "\\\\".join("&".join(row) for row in rows) + "\\end{pmatrix}"
+
+
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
+_DEGREE_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)")
+
+
+def symbolic_form(text: str) -> str:
+    """The spelling of an answer handed to Math-Verify: the same value, in forms it reads right.
+
+    Scientific notation as ``\\times10^{n}`` (it reads ``e`` as Euler's number), a mixed
+    number as one fraction, a nested list as a ``pmatrix``, and degrees inside a trigonometric
+    function as radians (``\\sin(90^\\circ-x)`` is ``\\cos x``; a bare ``90^\\circ`` stays 90).
+    """
+    text = strip_math_delimiters(text)
+    text = scientific_to_latex(text)
+    mixed = mixed_number(text)
+    if mixed is not None:
+        return mixed
+    text = matrix_as_latex(text)
+    if _TRIG.search(text):
+        text = _DEGREE_NUMBER.sub(lambda m: f"\\frac{{{m.group(1)}\\pi}}{{180}}", text)
+    return text
+
+
 def strip_math_delimiters(text: str) -> str:
     """Remove surrounding ``$...$``, ``\\(...\\)``, ``\\[...\\]``."""
     text = text.strip()
@@ -57,6 +167,13 @@ def normalize_answer(answer: str) -> str:
     text = text.replace("\n", " ").replace("\\$", "").replace("$", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\%", "%")
+    text = scientific_to_latex(text)
+    mixed = mixed_number(text)
+    if mixed is not None:
+        return mixed
+    time_of_day = clock_time(_TEXT_WRAP.sub(r"\1", text))
+    if time_of_day is not None:
+        return time_of_day
     if "\\" in text:
         text = re.sub(r",\\!\s*", "{,}", text)  # "11,\! 111" is a thousands separator
         text = _SPACING_RE.sub("", text)
@@ -75,6 +192,11 @@ def normalize_answer(answer: str) -> str:
         text = head + _UNIT_WORDS.sub("", tail)
     # "1,000" and "1{,}000" are thousands; "5, 600" is a list of two numbers
     list_like = re.search(r",\s", text) is not None
+    if _DIGIT_SPACE.search(text):
+        # "1 000" is a thousand; any other space between digits ("2 4/3", "1 2") must not
+        # glue them into one number: mark it, so only an identical answer matches
+        text = (_DIGIT_SPACE.sub("", text) if _SPACED_THOUSANDS.match(text)
+                else _DIGIT_SPACE.sub("\u2423", text))
     text = text.replace("{,}", ",").replace(" ", "")
     if not list_like and _THOUSANDS.match(text):
         text = text.replace(",", "")
