@@ -160,6 +160,14 @@ def command(
                                                    "sizes in LO:HI.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a figure (png/pdf/svg).",
                                              metavar="FILE")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Fit several laws (--law a,b,c; "
+                                          "default saturating,loglinear,decomposition,sigmoid) "
+                                          "on the same points and protocol (default "
+                                          "--fit-fraction 0.3) and rank them by held-out "
+                                          "error per curve.")] = False,
+    out_format: Annotated[str, typer.Option("--format", help="json (one object, the default) "
+                                            "| table | markdown: a readable fit or ranking "
+                                            "on stdout.")] = "json",
     output: OutputOpt = None,
     seed: SeedOpt = 0,
     skip_invalid: SkipInvalidOpt = False,
@@ -176,6 +184,7 @@ def command(
         from rlscale.core.laws.forms import get_law
         from rlscale.core.laws.model import from_fit_json
         from rlscale.core.laws.pipeline import FitRequest, run_fit
+        from rlscale.core.laws.render import render_fit
 
         # ---- validate options before reading anything
         nonlocal inputs, where, y
@@ -190,8 +199,6 @@ def command(
                                  "or --load")
             inputs, where = [curves_path()], [example_where(example), *(where or [])]
             y = y or "L"
-        if ":" not in law:  # module:function names a user's own law
-            _choice(law, "--law", LAW_NAMES)
         _choice(log_base, "--log-base", ("10", "e"))
         _choice(weights, "--weights", ("group-equal", "point"))
         _choice(bootstrap_by, "--bootstrap-by", ("auto", "runs", "points"))
@@ -227,11 +234,35 @@ def command(
             if len(parts) != 2:
                 raise UsageError(f"--size-range {size_range!r}: expected LO:HI, e.g. 1e8:1e12")
             search_range = (_number(parts[0], "--size-range"), _number(parts[1], "--size-range"))
+        from rlscale.core.laws.compare import DEFAULT_COMPARE
+        from rlscale.core.laws.render import FORMATS
+
+        _choice(out_format, "--format", FORMATS)
+        names = parse_csv_list(law, "--law") or ["saturating"]
+        if compare and names == ["saturating"] and law == "saturating":
+            names = list(DEFAULT_COMPARE)
+        comparing = compare or len(names) > 1
+        if comparing and (load or predict or budget or save or plot):
+            raise UsageError("--compare (or several --law) ranks laws; it does not go with "
+                             "--load, --predict, --budget, --save or --plot")
+        if out_format != "json" and (predict is not None or budgets):
+            raise UsageError("--format table|markdown renders a fit; --predict and --budget "
+                             "write records")
+        for name in names:
+            if ":" not in name:  # module:function names a user's own law
+                _choice(name, "--law", LAW_NAMES)
         try:
-            the_law = get_law(law, intercept=intercept)
+            laws = [get_law(n, intercept=intercept if n == "saturating" or ":" in n
+                            else "per-group") for n in names]
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        options = FitOptions(space=space or the_law.default_space, log_base=log_base,
+        the_law = laws[0]
+        if comparing and len(laws) < 2:
+            raise UsageError("--compare needs at least two laws (--law a,b)")
+        if not comparing and ":" not in law and intercept != "per-group" and law != "saturating":
+            raise UsageError(f"--intercept applies only to --law saturating, not {law}")
+        default_space = "log" if comparing else the_law.default_space  # one space: AIC comparable
+        options = FitOptions(space=space or default_space, log_base=log_base,
                              huber=huber, weights=weights, x_weight_power=x_weight_power,
                              random_starts=starts, refine=refine, seed=seed)
         filters = tuple(parse_where(w) for w in (where or []))
@@ -271,7 +302,7 @@ def command(
                 where=filters,
                 x_min=lo, x_max=hi,
                 warmup_clip=warmup_clip, ending_clip=ending_clip,
-                numeric_groups=the_law.numeric_groups,
+                numeric_groups=any(one.numeric_groups for one in laws),
                 positive_y=options.space == "log" or the_law.name != "sigmoid",
                 average=replicates != "keep",
                 duplicates="mean" if replicates == "mean" else "error")
@@ -292,6 +323,9 @@ def command(
             request = FitRequest(the_law, options, n_bootstrap=n_bootstrap,
                                  bootstrap_by=bootstrap_by, level=level, holdout=holdout or [],
                                  fit_fraction=fit_fraction, reference=reference)
+            if comparing:
+                _compare(dataset, laws, request, out_format, output, seed, quiet)
+                return
             outcome = run_fit(dataset, request,
                               progress=lambda it: progress(it, description="bootstrap",
                                                            total=n_bootstrap, quiet=quiet))
@@ -335,10 +369,54 @@ def command(
                                       "x": x_field, "law": fitted.law.name})
                     except ValueError as exc:
                         raise RlscaleError(f"--budget: {exc}") from None
-            else:
+            elif out_format == "json":
                 writer.write(report)
+        if out_format != "json" and predict is None and not budgets:
+            _write_text(output, render_fit(report, out_format))
 
     handle_errors(NAME, debug, body)
+
+
+def _write_text(output: str | None, text: str) -> None:
+    import sys
+
+    from rlscale.core.jsonl import atomic_write_bytes
+
+    if output in (None, "-"):
+        sys.stdout.buffer.write(text.encode())
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write_bytes(output, text.encode())
+
+
+def _compare(dataset, laws, request, out_format, output, seed, quiet) -> None:
+    import dataclasses
+
+    from rlscale.core.jsonl import RecordWriter
+    from rlscale.core.laws.compare import compare_laws, with_fraction
+    from rlscale.core.laws.pipeline import run_fit
+    from rlscale.core.laws.render import render_compare
+
+    base = with_fraction(request)
+    if base is not request:
+        say(f"rlscale fit: --compare: holding out the tail of every curve (--fit-fraction "
+            f"{base.fit_fraction:g}); choose with --fit-fraction or --holdout-group", quiet)
+    result = compare_laws(dataset, laws, lambda law: dataclasses.replace(base, law=law), run_fit)
+    result.update({"x": dataset.spec.x, "y": dataset.spec.y, "group": dataset.spec.group,
+                   "space": request.options.space, **run_meta(seed)})
+    for row in result["compare"]:
+        if "error" in row:
+            say(f"rlscale fit: warning: --law {row['law']} cannot be fitted: {row['error']}",
+                quiet)
+    best = next((r for r in result["compare"] if r.get("rank") == 1), None)
+    if best is not None:
+        say(f"rlscale fit: --compare: {best['law']} predicts the held-out points best (mean "
+            f"RMSE per curve {best['heldout_rmse_mean']:.4g})", quiet)
+    if out_format == "json":
+        with RecordWriter(output) as writer:
+            writer.write(result)
+    else:
+        _write_text(output, render_compare(result, out_format))
 
 
 def _check_parent(option: str, path: str | None) -> None:
