@@ -391,6 +391,7 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
     result.warnings = diagnose(law, theta, layout, meta, grid)
     solved_layout = shared_layout if amplitude is not None else layout
     result.warnings += identifiability(law, arrays, layout.size, sol.jac, solved_layout)
+    result.warnings += outside_data(law, arrays, result.values)
     errors = standard_errors(sol.jac, sol.fun, layout.size)
     if errors is not None:
         stderr = {}
@@ -501,6 +502,63 @@ def identifiability(law: Law, arrays: FitArrays, n_params: int, jac: np.ndarray 
             "flat_direction", f"{' and '.join(involved)} trade off along a direction with no "
             f"curvature (singular value ratio {singular[-1] / singular[0]:.1e}): the data "
             f"determine only a combination of them", involved[0]))
+    return out
+
+
+PROFILE_POINTS = 7
+CHI2_95_1DOF = 3.841  # a 95 % profile-likelihood interval: n log(obj / obj_min) <= this
+
+
+def profile_param(law: Law, arrays: FitArrays, options: FitOptions, result: FitResult,
+                  name: str, values: Sequence[float] | None = None) -> dict[str, Any]:
+    """The best objective with parameter ``name`` held at each of ``values`` (others refitted).
+
+    A flat profile is a direction the data do not determine. Returns the values, the
+    objectives, and the approximate 95 % interval of the values whose objective is within
+    ``CHI2_95_1DOF / n`` (in log) of the best (Gaussian errors).
+    """
+    param = law.param(name)
+    lo, hi = param.bounds(arrays.summary())
+    best = float(result.values[name])
+    if values is None:
+        top = min(hi, float(arrays.y.min())) if name == "L_inf" else hi
+        values = sorted({*np.linspace(lo, top * 0.98, PROFILE_POINTS).tolist(), best})
+    quick = dataclasses.replace(options, random_starts=0, refine=1)
+    objectives = []
+    for v in values:
+        pinned = dataclasses.replace(param, lower=v - 1e-12, upper=v + 1e-12, grid=(v,))
+        fixed_law = dataclasses.replace(law, params=tuple(pinned if p.name == name else p
+                                                          for p in law.params))
+        try:
+            start = result.layout.pack({**result.values, name: v})
+            objectives.append(fit_law(fixed_law, arrays, quick, start=start).objective)
+        except RlscaleError:
+            objectives.append(math.inf)
+    n = len(arrays.y)
+    floor = min([result.objective, *objectives])
+    inside = [v for v, o in zip(values, objectives, strict=True)
+              if math.isfinite(o) and n * math.log(max(o, TINY) / max(floor, TINY)) <= CHI2_95_1DOF]
+    return {"values": [float(v) for v in values], "objective": objectives,
+            "interval_95": [float(min(inside)), float(max(inside))] if inside else None,
+            "flat": bool(inside) and len(inside) == len(values)}
+
+
+def outside_data(law: Law, arrays: FitArrays, values: Mapping[str, Any]) -> list[FitWarning]:
+    """A per-group x scale (``Param.x_scale``, e.g. D_0) fitted beyond the group's own x range:
+    the curve never reaches it, so only a combination with the amplitude is determined."""
+    out = []
+    for p in law.group_params:
+        if not p.x_scale:
+            continue
+        for g, v in enumerate(np.asarray(values[p.name], dtype=float)):
+            xs = arrays.x[arrays.gidx == g]
+            if xs.size and not xs.min() <= v <= xs.max():
+                out.append(FitWarning(
+                    "not_identifiable",
+                    f"{p.name}[{g}] = {v:.4g} lies outside its curve's x range [{xs.min():.4g}, "
+                    f"{xs.max():.4g}]: the data fix only a combination of it with the other "
+                    f"per-group parameters (fit fewer steps, fewer sizes, or a law without it)",
+                    f"{p.name}[{g}]"))
     return out
 
 

@@ -86,6 +86,7 @@ class Param:
     log_intercept: bool = False
     interpolable: bool = False
     log_amplitude: bool = False
+    x_scale: bool = False  # a per-group position on the x axis (D_0, C_mid): checked in range
     default: float | None = None
     doc: str = ""
 
@@ -129,6 +130,9 @@ class Law:
     # global parameters fixed only by how the curves differ across groups (e.g. K_max and N_0
     # of k(N)): one group, or fewer groups than these, cannot determine them
     across_groups: tuple[str, ...] = ()
+    # global parameters whose profile (best objective with the parameter held fixed) the fit
+    # reports, because they are known to trade off against others
+    profiled: tuple[str, ...] = ()
 
     @property
     def global_params(self) -> tuple[Param, ...]:
@@ -388,6 +392,17 @@ def decomposition_law() -> Law:
             d_0[g] = xs[below[0]] if below.size else xs[-1]
         return {"lambda": lam, "D_0": d_0}
 
+    def derived(values: Mapping[str, Any], keys: Sequence[str], n_values: np.ndarray) -> dict:
+        # what the data pin down even when L_inf and G(N) trade off: the floor L_inf + G(N)
+        # each curve approaches, and the effective slope at D_0
+        floor = values["L_inf"] + np.power(values["N_0"] / n_values, values["alpha"])
+        out = {"floor": dict(zip(keys, (float(v) for v in floor), strict=True))}
+        lam = np.asarray(values["lambda"], dtype=float)
+        if lam.shape == floor.shape:  # an unseen size has no lambda of its own
+            slope = (values["beta"] / 2.0) / (1.0 + 2.0 * floor / np.maximum(lam, 1e-300))
+            out["k_at_D0"] = dict(zip(keys, (float(v) for v in slope), strict=True))
+        return out
+
     return Law(
         name="decomposition",
         title="L = L_inf + (N_0/N)^alpha + lambda(N) / (1 + (X/D_0(N))^beta)",
@@ -402,13 +417,16 @@ def decomposition_law() -> Law:
             Param("lambda", 0.0, 2.0, per_group=True, default=0.3,
                   doc="learnable capacity of each group"),
             Param("D_0", lambda s: s.x_min / 1e3, lambda s: s.x_max * 1e3, per_group=True,
-                  log_scale=True, default=1.0, doc="characteristic scale of each group"),
+                  log_scale=True, default=1.0, x_scale=True,
+                  doc="characteristic scale of each group"),
         ),
         predict=predict,
         profile=profile,
         default_x="D",
         default_space="log",
         across_groups=("L_inf", "N_0", "alpha"),
+        profiled=("L_inf",),
+        derived=derived,
     )
 
 

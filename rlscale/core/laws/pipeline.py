@@ -14,7 +14,7 @@ import numpy as np
 
 from rlscale.core.errors import RlscaleError, UsageError
 from rlscale.core.laws.data import Dataset, same_group, split_by_fraction
-from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law
+from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law, profile_param
 from rlscale.core.laws.forms import Law, get_law
 from rlscale.core.laws.model import FittedLaw
 from rlscale.core.laws.report import fit_report, reuse_summary
@@ -92,6 +92,16 @@ def run_fit(dataset: Dataset, request: FitRequest,
         fitted.samples = boot.samples
     report = fit_report(fitted, result, arrays, dataset.spec, options, fit_data, boot,
                         request.level)
+    for name in law.profiled:  # directions known to trade off: show how flat they are
+        prof = profile_param(law, arrays, options, result, name)
+        report.setdefault("profile", {})[name] = prof
+        if prof["flat"]:
+            lo, hi = prof["values"][0], prof["values"][-1]
+            report["warnings"].append({
+                "code": "not_identifiable", "severity": "warning", "param": name,
+                "message": f"{name} is not identifiable: held anywhere in [{lo:.3g}, {hi:.3g}] "
+                           f"the refitted law fits as well (profile within the 95 % "
+                           f"threshold); read the per-group floor and lambda, not {name}"})
     calibrated: dict[str, Callable] = {}
     if request.holdout:
         report["validation"], calibrated = holdout_report(fitted, dataset, holdout_idx, options)
