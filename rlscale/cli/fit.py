@@ -76,10 +76,11 @@ def command(
                                              "wandb exports): read each cell as a record "
                                              "{STEP, series: column, value}.",
                                              metavar="STEP")] = None,
-    law: Annotated[str, typer.Option("--law", help="saturating | loglinear | decomposition | "
-                                     "sigmoid | reuse | efficiency (k vs N), or "
-                                     "module:function returning your own Law.")
-                   ] = "saturating",
+    law: Annotated[str | None, typer.Option("--law", help="saturating (default) | loglinear "
+                                            "(default with --plan) | decomposition | sigmoid | "
+                                            "reuse | efficiency (k vs N), or module:function "
+                                            "returning your own Law; a,b,c compares laws.",
+                                            show_default=False)] = None,
     x: Annotated[str | None, typer.Option("--x", help="x field (default: C; D for "
                                           "decomposition, step for reuse).")] = None,
     y: Annotated[str | None, typer.Option("--y", help="y field (default: loss; pass@1 for "
@@ -160,6 +161,13 @@ def command(
                                                    "sizes in LO:HI.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a figure (png/pdf/svg).",
                                              metavar="FILE")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="The groups are values of a discrete "
+                                       "setting (rollout group size G, tau, model size): "
+                                       "report the best value per --budget and the crossover "
+                                       "budgets over --budget-range (default: the fitted x "
+                                       "range), with intervals after --bootstrap.")] = False,
+    budget_range: Annotated[str | None, typer.Option("--budget-range", help="--plan: search "
+                                                     "crossovers in LO:HI (x units).")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Fit several laws (--law a,b,c; "
                                           "default saturating,loglinear,decomposition,sigmoid) "
                                           "on the same points and protocol (default "
@@ -187,7 +195,14 @@ def command(
         from rlscale.core.laws.render import render_fit
 
         # ---- validate options before reading anything
-        nonlocal inputs, where, y
+        nonlocal inputs, where, y, law
+        law_given = law is not None
+        law = law or ("loglinear" if plan else "saturating")
+        if plan and (sizes or size_range):
+            raise UsageError("--sizes and --size-range plan model sizes; --plan chooses among "
+                             "the fitted groups")
+        if budget_range and not plan:
+            raise UsageError("--budget-range goes with --plan")
         if input_format is not None:
             _choice(input_format, "--input-format", ("jsonl", "csv", "tsv", "parquet"))
         if example is not None:
@@ -239,13 +254,13 @@ def command(
 
         _choice(out_format, "--format", FORMATS)
         names = parse_csv_list(law, "--law") or ["saturating"]
-        if compare and names == ["saturating"] and law == "saturating":
+        if compare and not law_given:
             names = list(DEFAULT_COMPARE)
         comparing = compare or len(names) > 1
-        if comparing and (load or predict or budget or save or plot):
+        if comparing and (load or predict or budget or save or plot or plan):
             raise UsageError("--compare (or several --law) ranks laws; it does not go with "
                              "--load, --predict, --budget, --save or --plot")
-        if out_format != "json" and (predict is not None or budgets):
+        if out_format != "json" and (predict is not None or budgets or plan):
             raise UsageError("--format table|markdown renders a fit; --predict and --budget "
                              "write records")
         for name in names:
@@ -359,6 +374,9 @@ def command(
             if predict is not None:
                 _predict(predict, fitted, writer, x_field, y_field, group_field, skip_invalid,
                          quiet)
+            elif plan:
+                writer.write(_plan(fitted, report, budgets, budget_range, x_field, group_field,
+                                   quiet))
             elif budgets:
                 from rlscale.core.laws.planner import plan_budget
 
@@ -371,7 +389,7 @@ def command(
                         raise RlscaleError(f"--budget: {exc}") from None
             elif out_format == "json":
                 writer.write(report)
-        if out_format != "json" and predict is None and not budgets:
+        if out_format != "json" and predict is None and not budgets and not plan:
             _write_text(output, render_fit(report, out_format))
 
     handle_errors(NAME, debug, body)
@@ -417,6 +435,36 @@ def _compare(dataset, laws, request, out_format, output, seed, quiet) -> None:
             writer.write(result)
     else:
         _write_text(output, render_compare(result, out_format))
+
+
+def _plan(fitted, report, budgets, budget_range, x_field, group_field, quiet) -> dict[str, Any]:
+    from rlscale.core.laws.planner import plan_discrete
+
+    if budget_range:
+        parts = budget_range.split(":")
+        if len(parts) != 2:
+            raise UsageError(f"--budget-range {budget_range!r}: expected LO:HI, e.g. 1e18:1e22")
+        search = (_number(parts[0], "--budget-range"), _number(parts[1], "--budget-range"))
+    else:  # where the curves are: crossovers beyond the data would be extrapolations
+        ranges = list(((report.get("data") or {}).get("x_range") or {}).values())
+        if not ranges:
+            raise UsageError("--plan: give --budget-range LO:HI (this fit has no x range)")
+        search = (max(r[0] for r in ranges), min(r[1] for r in ranges))
+        if not search[0] < search[1]:
+            search = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    try:
+        out = plan_discrete(fitted, budgets=budgets, budget_range=search)
+    except ValueError as exc:
+        raise RlscaleError(f"--plan: {exc}") from None
+    for c in out["crossovers"]:
+        ci = c.get("budget_ci")
+        shown = f" (95% interval {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
+        say(f"rlscale fit: --plan: {group_field}={c['to']} overtakes {group_field}={c['from']} "
+            f"at {x_field} = {c['budget']:.4g}{shown}", quiet)
+    if not out["crossovers"]:
+        say(f"rlscale fit: --plan: {group_field}={out['best_at_range_start']} is best over the "
+            f"whole range {search[0]:.3g}-{search[1]:.3g}", quiet)
+    return {**out, "setting": group_field, "x": x_field, "law": fitted.law.name}
 
 
 def _check_parent(option: str, path: str | None) -> None:

@@ -90,3 +90,106 @@ def plan_budget(fitted: FittedLaw, budget: float, *, sizes: Sequence[float] | No
                               for n in sizes}
         out["loss_pred_ci"] = list(np.percentile([d[1] for d in draws], [tail, 100 - tail]))
     return out
+
+
+# --- discrete settings: which value of G (tau, N, ...) is best at which budget -----------------
+
+PLAN_GRID = 481
+
+
+def _envelope(fitted: FittedLaw, values, log_budgets: np.ndarray, keys: Sequence[str]
+              ) -> np.ndarray:
+    """Predicted loss of every choice (rows) at every budget (columns)."""
+    x = np.power(10.0, log_budgets)
+    out = np.array([fitted.predict_with(values, x, [k] * len(x)) for k in keys])
+    return np.where(np.isfinite(out), out, np.inf)
+
+
+def _switches(fitted: FittedLaw, values, log_budgets: np.ndarray, keys: Sequence[str]
+              ) -> list[tuple[float, int, int]]:
+    """Budgets (log10) where the best choice changes: (log budget, from index, to index)."""
+    from scipy.optimize import brentq
+
+    losses = _envelope(fitted, values, log_budgets, keys)
+    best = np.argmin(losses, axis=0)
+    out = []
+    for i in np.nonzero(best[1:] != best[:-1])[0]:
+        a, b = int(best[i]), int(best[i + 1])
+
+        def gap(lb: float, a=a, b=b) -> float:
+            x = np.array([10.0 ** lb])
+            return float(np.log(fitted.predict_with(values, x, [keys[a]])[0])
+                         - np.log(fitted.predict_with(values, x, [keys[b]])[0]))
+
+        lo, hi = float(log_budgets[i]), float(log_budgets[i + 1])
+        g_lo, g_hi = gap(lo), gap(hi)
+        if g_lo == 0.0 or g_hi == 0.0:  # the crossing is a grid point
+            root = lo if g_lo == 0.0 else hi
+        elif g_lo * g_hi < 0:
+            root = brentq(gap, lo, hi, xtol=1e-12)
+        else:  # ties broken differently by argmin: the switch is within the grid step
+            root = (lo + hi) / 2
+        out.append((root, a, b))
+    return out
+
+
+def plan_discrete(fitted: FittedLaw, *, budgets: Sequence[float] = (),
+                  budget_range: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Best value of a discrete setting (the fitted groups) per budget, and crossover budgets.
+
+    The groups of ``fitted`` are the choices (e.g. rollout group sizes G fitted with
+    ``loglinear`` on x = C). Crossovers are searched over ``budget_range`` (default: the range
+    of budgets the fit saw, passed in by the caller) on a log grid and refined with a root
+    finder on the log-loss difference. With bootstrap draws, each crossover gets a percentile
+    interval from the draws that have the same switch nearby, and each budget the share of draws
+    choosing each value.
+    """
+    keys = list(fitted.keys)
+    if len(keys) < 2:
+        raise ValueError("planning a discrete setting needs at least 2 fitted values")
+    out: dict[str, Any] = {"choices": keys, "best_by_budget": []}
+    tail = (1.0 - fitted.level) / 2.0 * 100.0
+    for budget in budgets:
+        if not budget > 0 or not math.isfinite(budget):
+            raise ValueError(f"budget must be a positive number, got {budget:g}")
+        losses = _envelope(fitted, fitted.values, np.array([math.log10(budget)]), keys)[:, 0]
+        best = int(np.argmin(losses))
+        entry: dict[str, Any] = {"budget": budget, "best": keys[best],
+                                 "loss_pred": float(losses[best]),
+                                 "loss_by_choice": {k: float(v) for k, v in zip(keys, losses,
+                                                                                 strict=True)}}
+        if fitted.samples:
+            picks = [keys[int(np.argmin(_envelope(fitted, s, np.array([math.log10(budget)]),
+                                                  keys)[:, 0]))] for s in fitted.samples]
+            entry["best_share"] = {k: picks.count(k) / len(picks) for k in keys}
+            draws = [float(np.min(_envelope(fitted, s, np.array([math.log10(budget)]), keys)))
+                     for s in fitted.samples]
+            entry["loss_pred_ci"] = list(np.percentile(draws, [tail, 100 - tail]))
+        out["best_by_budget"].append(entry)
+    if budget_range is not None:
+        lo, hi = budget_range
+        if not 0 < lo < hi:
+            raise ValueError(f"budget range must satisfy 0 < lo < hi, got {lo:g}:{hi:g}")
+        grid = np.linspace(math.log10(lo), math.log10(hi), PLAN_GRID)
+        step = grid[1] - grid[0]
+        crossings = []
+        for root, a, b in _switches(fitted, fitted.values, grid, keys):
+            item: dict[str, Any] = {"budget": float(10 ** root), "from": keys[a], "to": keys[b]}
+            if fitted.samples:
+                near = []
+                for s in fitted.samples:
+                    same = [r for r, a2, b2 in _switches(fitted, s, grid, keys)
+                            if (a2, b2) == (a, b)]
+                    if same:
+                        near.append(min(same, key=lambda r: abs(r - root)))
+                item["share_of_draws"] = len(near) / len(fitted.samples)
+                if near:
+                    item["budget_ci"] = [float(10 ** v) for v in np.percentile(near, [tail,
+                                                                                100 - tail])]
+            crossings.append(item)
+        out["budget_range"] = [lo, hi]
+        out["crossovers"] = crossings
+        first = _envelope(fitted, fitted.values, grid[:1], keys)[:, 0]
+        out["best_at_range_start"] = keys[int(np.argmin(first))]
+        out["grid_step_decades"] = float(step)
+    return out
