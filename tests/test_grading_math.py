@@ -299,3 +299,14 @@ def test_symbolic_form():
     assert symbolic_form("90^\\circ") == "90^\\circ"  # a bare angle stays in degrees
     assert symbolic_form("$3.54e-07$") == "3.54\\times10^{-7}"
     assert symbolic_form("1 1/2") == "\\frac{3}{2}"
+
+
+@pytest.mark.parametrize("text, interval", [
+    ("x\\ge 1", "[1,\\infty)"), ("x > -2", "(-2,\\infty)"), ("x \\leq 3", "(-\\infty,3]"),
+    ("x<\\frac{1}{2}", "(-\\infty,\\frac{1}{2})"), ("-1 < x \\le 2", "(-1,2]"),
+    ("x<y", None), ("-x>-1", None), ("x=2", None), ("x>1 or x<0", None), ("3 > x > 1", None),
+])
+def test_relation_as_interval(text, interval):
+    from rlscale.core.grading.normalize import relation_as_interval
+
+    assert relation_as_interval(text) == interval

@@ -28,7 +28,12 @@ from fractions import Fraction
 
 from rlscale.core.grading.expressions import LatexValue, TooLarge, evaluate_latex
 from rlscale.core.grading.extraction import FALLBACKS, extract_answer
-from rlscale.core.grading.normalize import matrix_as_list, normalize_answer, symbolic_form
+from rlscale.core.grading.normalize import (
+    matrix_as_list,
+    normalize_answer,
+    relation_as_interval,
+    symbolic_form,
+)
 
 VERDICTS = ("correct", "wrong", "no_answer", "timeout", "error")
 
@@ -156,6 +161,7 @@ def _scalar_equal(gold: str, pred: str) -> bool | None:
     return _values_equal(gold_value, pred_value)  # type: ignore[arg-type]
 
 
+_INTERVAL = re.compile(r"^\s*(?:\\left)?[(\[].*,.*(?:\\right)?[)\]]\s*$")
 _CLOCK = re.compile(r"\d\d:[0-5]\d(?::[0-5]\d)?")  # normalize_answer's form of a time of day
 _COMPOUND = ("\\cup", "\\pm", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -280,8 +286,13 @@ def math_verify_equal(answer: str, pred: str) -> bool:
     from math_verify import parse, verify
 
     _quiet_math_verify()
-    gold = _parsed_gold(symbolic_form(answer))
-    target = parse("\\boxed{" + symbolic_form(pred) + "}", parsing_timeout=None)
+    answer, pred = symbolic_form(answer), symbolic_form(pred)
+    if _INTERVAL.match(answer):  # "x \ge 1" against "[1,\infty)": the same solution set
+        pred = relation_as_interval(pred) or pred
+    elif _INTERVAL.match(pred):
+        answer = relation_as_interval(answer) or answer
+    gold = _parsed_gold(answer)
+    target = parse("\\boxed{" + pred + "}", parsing_timeout=None)
     if verify(gold, target, timeout_seconds=None):
         return True
     return _equal_as_complex(gold, target)

@@ -124,6 +124,40 @@ _TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
 _DEGREE_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)")
 
 
+_LESS = {"<": "<", "\\lt": "<", "\\le": "<=", "\\leq": "<=", "\\leqslant": "<=", "≤": "<="}
+_GREATER = {">": ">", "\\gt": ">", "\\ge": ">=", "\\geq": ">=", "\\geqslant": ">=", "≥": ">="}
+_RELATION = "|".join(re.escape(op) for op in sorted({**_LESS, **_GREATER}, key=len, reverse=True))
+_ONE_SIDED = re.compile(rf"^([A-Za-z])\s*({_RELATION})(?![A-Za-z])\s*([^<>=≤≥\\]*|[^<>=≤≥]*)$")
+_TWO_SIDED = re.compile(rf"^([^<>=≤≥]+?)\s*({_RELATION})(?![A-Za-z])\s*([A-Za-z])\s*"
+                        rf"({_RELATION})(?![A-Za-z])\s*([^<>=≤≥]+)$")
+
+
+def relation_as_interval(text: str) -> str | None:
+    """``x \\ge 1`` -> ``[1,\\infty)``, ``-1 < x \\le 2`` -> ``(-1,2]``; None otherwise.
+
+    Only a single variable against constants (no letters on the other side); used when the
+    other answer is an interval, so that the two spellings of one solution set compare.
+    """
+    text = strip_math_delimiters(text).strip()
+    match = _TWO_SIDED.match(text)
+    if match is not None:
+        low, first, _, second, high = match.groups()
+        if first in _LESS and second in _LESS and not re.search(r"[A-Za-z]", low + high):
+            return (("[" if _LESS[first] == "<=" else "(") + low.strip() + "," + high.strip()
+                    + ("]" if _LESS[second] == "<=" else ")"))
+        return None
+    match = _ONE_SIDED.match(text)
+    if match is None:
+        return None
+    _, operator, bound = match.groups()
+    bound = bound.strip()
+    if not bound or re.search(r"[A-Za-z]", re.sub(r"\\(?:frac|sqrt|pi|dfrac)", "", bound)):
+        return None
+    if operator in _LESS:
+        return "(-\\infty," + bound + ("]" if _LESS[operator] == "<=" else ")")
+    return ("[" if _GREATER[operator] == ">=" else "(") + bound + ",\\infty)"
+
+
 def symbolic_form(text: str) -> str:
     """The spelling of an answer handed to Math-Verify: the same value, in forms it reads right.
 
