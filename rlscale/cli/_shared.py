@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Annotated, Any, TypeVar
 
@@ -127,13 +128,19 @@ def fail(command: str, message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def handle_errors(command: str, debug: bool, body: Callable[[], T]) -> T:
+def handle_errors(command: str, debug: bool, body: Callable[[], T], *, quiet: bool = False) -> T:
     """Run a command body, mapping failures to one stderr line and an exit code.
 
     RlscaleError / RecordError -> 1, UsageError -> 2, Ctrl-C -> 130, broken pipe -> quiet 0.
+    With ``quiet`` (``-q``), libraries' FutureWarning/DeprecationWarning lines (transformers,
+    peft, torch) are hidden too.
     """
     try:
-        return body()
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+            return body()
     except typer.Exit:
         raise
     except BrokenPipeError:

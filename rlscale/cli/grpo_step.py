@@ -275,7 +275,7 @@ def command(
         import numpy as np
 
         from rlscale.core.grpo import group_advantages
-        from rlscale.engines.train import Sample, pause_for_tests
+        from rlscale.engines.train import Sample
 
         with_old = [k for k in kept if k[2][2] is not None]
         if with_old and len(with_old) != len(kept):
@@ -294,7 +294,6 @@ def command(
             f"{len(adv.group_keys)} groups ({adv.n_zero_adv_groups} with zero advantage), "
             f"{config.mini_batches} update(s)", quiet)
         metrics = trainer.train_step(samples)
-        pause_for_tests("before-save")
         saved = trainer.save(out, expect=lock.identity)
         if saved["dropped"]:
             say(f"rlscale grpo-step: note: left out {', '.join(saved['dropped'])} of the old "
@@ -334,7 +333,7 @@ def command(
         }
         return record
 
-    handle_errors(NAME, debug, body)
+    handle_errors(NAME, debug, body, quiet=quiet)
 
 
 def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quiet: bool) -> None:

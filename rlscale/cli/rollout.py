@@ -178,7 +178,7 @@ def command(
             f"{chosen}){done}", quiet)
         report_skipped(NAME, reader.n_skipped, rejects, quiet)
 
-    handle_errors(NAME, debug, body)
+    handle_errors(NAME, debug, body, quiet=quiet)
 
 
 def _choose_backend(requested: str) -> str:

@@ -796,6 +796,7 @@ class PolicyTrainer:
             carried, dropped = carry_over(tmp, existing, self.tokenizer_dir)
             if _before_publish is not None:
                 _before_publish(tmp)  # test hook: simulate a crash before the swap
+            pause_for_tests("in-save")  # test hook: hold a real process mid-save
             publish_directory(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
