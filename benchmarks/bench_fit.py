@@ -115,6 +115,36 @@ def main() -> None:
           f"[{ci['N_0'][0] / 1e9:.2f}, {ci['N_0'][1] / 1e9:.2f}] B")
     print(f"same bootstrap with CMA-ES would take ~{N_BOOTSTRAP * t_cma:.0f} s "
           f"({N_BOOTSTRAP} x one fit; not run): {N_BOOTSTRAP * t_cma / t_boot:.0f}x slower")
+    real_curves()
+
+
+def real_curves() -> None:
+    """The same comparison on the paper's own Base curves (732 points, shipped with rlscale),
+    and `fit --compare` of four laws on them (the issue's bar: under 5 s)."""
+    from rlscale.core.laws.compare import DEFAULT_COMPARE, compare_laws
+    from rlscale.core.laws.paper import load_example
+
+    dataset = load_example("paper-base")
+    pts = dataset.points()
+    linear = FitOptions(space="linear")
+    arrays = arrays_from_points(pts.x, pts.y, pts.gidx, dataset.n_values, linear)
+    law = get_law("saturating")
+    t_cma, (k_cma, n0_cma, e_cma) = _timed(lambda: cma_fit(arrays, 0), 3)
+    obj_cma = paper_objective(k_cma, n0_cma, e_cma, arrays)
+    t_lin, res = _timed(lambda: fit_law(law, arrays, linear), 5)
+    obj_lin = paper_objective(res.values["K_max"], res.values["N_0"], np.asarray(res.values["E"]),
+                              arrays)
+    print(f"\npaper Base curves ({len(arrays.y)} points): CMA-ES {t_cma:.3f} s, objective "
+          f"{obj_cma:.6e}, K_max {k_cma:.4f}, N_0 {n0_cma / 1e9:.2f}B; rlscale --space linear "
+          f"{t_lin:.4f} s, objective {obj_lin:.6e}, K_max {res.values['K_max']:.4f}, N_0 "
+          f"{res.values['N_0'] / 1e9:.2f}B: {t_cma / t_lin:.1f}x faster, objective "
+          f"{'equal or better' if obj_lin <= obj_cma * (1 + 1e-9) else 'WORSE'}")
+    laws = [get_law(name) for name in DEFAULT_COMPARE]
+    t_cmp, result = _timed(lambda: compare_laws(
+        dataset, laws, lambda one: FitRequest(one, FitOptions(), fit_fraction=0.3), run_fit), 3)
+    order = ", ".join(row["law"] for row in result["compare"])
+    print(f"fit --compare of {len(laws)} laws on them (--fit-fraction 0.3): {t_cmp:.2f} s "
+          f"(ranking: {order})")
 
 
 if __name__ == "__main__":

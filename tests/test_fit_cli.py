@@ -77,7 +77,7 @@ def test_log_base_e_scales_intercepts_by_ln10_and_keeps_k_and_predictions(runs_f
                    "--predict", str(queries)])
     e = run_cli(["fit", runs_file, "-q", "--log-base", "e", "--save", str(tmp_path / "e.json"),
                  "--predict", str(queries)])
-    assert ten.exit_code == e.exit_code == 0
+    assert ten.exit_code == e.exit_code == 0, (ten.stderr, e.stderr)
     fit10 = orjson.loads((tmp_path / "ten.json").read_bytes())
     fit_e = orjson.loads((tmp_path / "e.json").read_bytes())
     assert fit_e["log_base"] == "e"
