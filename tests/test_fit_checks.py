@@ -109,3 +109,26 @@ def test_save_into_a_missing_folder_is_one_line_before_fitting(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"rlscale fit: --save {target}: directory "
                                      f"{target.parent} does not exist")
+
+
+def broken_law():
+    """A user's law (--law module:function) whose prediction is undefined on the data."""
+    import numpy as np
+
+    from rlscale.core.laws.forms import Law, Param
+
+    def predict(p, x, n):
+        return np.sqrt(p["a"] - x)  # NaN for every x > a
+
+    return Law("broken", "sqrt(a - x)", "test", (Param("a", -5.0, 0.0, grid=(-1.0,)),), predict,
+               numeric_groups=False)
+
+
+def test_a_law_that_cannot_be_fitted_is_one_line_exit_1():
+    result = run_inprocess(["fit", "--law", "tests.test_fit_checks:broken_law"],
+                           input=jsonl(_one_size()))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "rlscale fit: cannot fit the 'broken' law to these points: at the best parameters found "
+        "its prediction is not finite or not positive at 30 of 30 point(s) (check --x/--y and "
+        "the law's domain)")

@@ -32,8 +32,11 @@ HELP = (
     "(Tan et al. 2025: log L = -k(N) log X + E(N), k(N) = K_max/(1+N_0/N)), loglinear "
     "(per-group k), decomposition (their App. D), sigmoid (ScaleRL, on pass rate), reuse "
     "(per-tau fits vs step). Deterministic multi-start least squares; --bootstrap B adds "
-    "percentile intervals. Needs all input; writes one JSON object (the fit), or with "
-    "--predict/--budget one record per query."
+    "percentile intervals. Reads JSONL, CSV/TSV or parquet (--wide for wandb exports); says "
+    "when the data cannot identify the law (--strict: exit 1); --compare ranks laws by "
+    "held-out error per curve; --plan finds the best value of a discrete setting per budget. "
+    "Needs all input; writes one JSON object (the fit, or --format table|markdown for people), "
+    "or with --predict/--budget one record per query."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -41,7 +44,10 @@ EPILOG = (
     "--save fit.json\n\n"
     "  rlscale fit runs.jsonl --holdout-group 72e9 --plot fit.png\n\n"
     "  rlscale fit runs.jsonl --x D --fit-fraction 0.3 --where 'model=base'\n\n"
-    "  rlscale fit --load fit.json --budget 1e21 --size-range 1e8:1e12"
+    "  rlscale fit --load fit.json --budget 1e21 --size-range 1e8:1e12\n\n"
+    "  rlscale fit --example paper-base --space linear --holdout-group 72e9 --format table\n\n"
+    "  rlscale fit runs.csv --compare\n\n"
+    "  rlscale fit g_ablation.csv --plan --group G --bootstrap 200"
 )
 
 LAW_NAMES = ("saturating", "loglinear", "decomposition", "sigmoid", "reuse", "efficiency")

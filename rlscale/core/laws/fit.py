@@ -383,6 +383,15 @@ def fit_law(law: Law, arrays: FitArrays, options: FitOptions = FitOptions(), *,
             best = (value, theta, sol, rank, meta)
     assert best is not None
     value, theta, sol, rank, meta = best
+    with np.errstate(all="ignore"):
+        pred = law.predict(expand(law, layout.unpack(theta), arrays.gidx), arrays.x,
+                           arrays.n_point)
+    bad = ~np.isfinite(pred) | ((pred <= 0) if options.space == "log" else False)
+    if np.any(bad):  # residuals there were a stand-in penalty: the "fit" would be meaningless
+        raise RlscaleError(
+            f"cannot fit the '{law.name}' law to these points: at the best parameters found its "
+            f"prediction is {'not finite or not positive' if options.space == 'log' else 'not finite'} "
+            f"at {int(bad.sum())} of {len(pred)} point(s) (check --x/--y and the law's domain)")
     result = FitResult(law, layout.unpack(theta), theta, layout, value, options)
     result.info = {"starts": len(starts), "refined": min(len(starts), max(1, options.refine)),
                    "best_start": {"rank": rank, **meta}, "nfev": n_fev,
