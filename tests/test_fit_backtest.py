@@ -103,3 +103,14 @@ def test_holdout_group_reports_noise_floor_and_final_point():
     calibrated = entry["calibrated"]
     assert calibrated["rmse_over_noise"] == pytest.approx(calibrated["rmse"] / entry["noise_floor"])
     assert calibrated["final_point"]["y"] == pytest.approx(0.4359, abs=5e-5)
+
+
+def test_stderr_summary_gives_per_curve_range_not_only_the_pooled_number():
+    result = run_inprocess(["fit", "--example", "paper-base", "--space", "linear",
+                            "--fit-fraction", "0.25"])
+    [fit] = result.records
+    r2 = [e["r2"] for e in fit["validation"]["per_curve"].values()]
+    ratio = sorted(e["rmse_over_noise"] for e in fit["validation"]["per_curve"].values())
+    assert (f"rlscale fit: held-out tails: R2 per curve {min(r2):.3g} to {max(r2):.3g}, "
+            f"RMSE / noise floor median {ratio[3]:.2f}, pooled R2 "
+            f"{fit['validation']['test']['r2']:.4f}") in result.stderr

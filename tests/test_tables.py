@@ -171,3 +171,24 @@ def test_parquet_that_is_not_parquet_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"rlscale fit: {path}: not a readable parquet file")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+_cell = st.one_of(st.integers(min_value=-(10 ** 20), max_value=10 ** 20),
+                  st.floats(allow_nan=False, allow_infinity=False),
+                  st.text(alphabet="abc ,\"'\t;xyz", min_size=1).filter(
+                      lambda t: t.strip() and typed_cell(t) == t), st.none())
+
+
+@given(st.lists(st.fixed_dictionaries({"a": _cell, "b": _cell, "c": _cell}), min_size=1,
+                max_size=20), st.sampled_from([",", "\t"]))
+def test_any_table_written_by_the_csv_module_reads_back_as_its_values(tmp_path_factory, rows,
+                                                                         delimiter):
+    path = tmp_path_factory.mktemp("rt") / ("t.csv" if delimiter == "," else "t.tsv")
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(["a", "b", "c"])
+        for row in rows:
+            writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
+                             for v in (row["a"], row["b"], row["c"])])
+    got = list(RecordReader([str(path)]).records())
+    assert got == [{"a": r["a"], "b": r["b"], "c": r["c"]} for r in rows]

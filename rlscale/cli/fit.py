@@ -370,6 +370,11 @@ def command(
                 say(f"rlscale fit: warning: {boot['failed']} of {n_bootstrap} bootstrap refits "
                     f"failed and were left out", quiet)
             say(_summary(report), quiet)
+            from rlscale.core.laws.validate import validation_summary
+
+            held = validation_summary(report.get("validation") or {})
+            if held:
+                say(f"rlscale fit: {held}", quiet)
 
         if save is not None:
             atomic_write_bytes(save, orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY
@@ -444,20 +449,18 @@ def _compare(dataset, laws, request, out_format, output, seed, quiet) -> None:
 
 
 def _plan(fitted, report, budgets, budget_range, x_field, group_field, quiet) -> dict[str, Any]:
-    from rlscale.core.laws.planner import plan_discrete
+    from rlscale.core.laws.planner import plan_discrete, shared_x_range
 
     if budget_range:
         parts = budget_range.split(":")
         if len(parts) != 2:
             raise UsageError(f"--budget-range {budget_range!r}: expected LO:HI, e.g. 1e18:1e22")
         search = (_number(parts[0], "--budget-range"), _number(parts[1], "--budget-range"))
-    else:  # where the curves are: crossovers beyond the data would be extrapolations
-        ranges = list(((report.get("data") or {}).get("x_range") or {}).values())
-        if not ranges:
-            raise UsageError("--plan: give --budget-range LO:HI (this fit has no x range)")
-        search = (max(r[0] for r in ranges), min(r[1] for r in ranges))
-        if not search[0] < search[1]:
-            search = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    else:
+        try:
+            search = shared_x_range((report.get("data") or {}).get("x_range") or {})
+        except ValueError as exc:
+            raise UsageError(f"--plan: {exc}") from None
     try:
         out = plan_discrete(fitted, budgets=budgets, budget_range=search)
     except ValueError as exc:

@@ -193,3 +193,19 @@ def plan_discrete(fitted: FittedLaw, *, budgets: Sequence[float] = (),
         out["best_at_range_start"] = keys[int(np.argmin(first))]
         out["grid_step_decades"] = float(step)
     return out
+
+
+def shared_x_range(x_range: dict[str, Sequence[float]]) -> tuple[float, float]:
+    """The budgets every curve covers (the overlap of their x ranges), or all of them when the
+    curves do not overlap: crossovers outside the data would be extrapolations.
+
+    >>> shared_x_range({"8": [1.0, 100.0], "32": [10.0, 1000.0]})
+    (10.0, 100.0)
+    """
+    if not x_range:
+        raise ValueError("the fit has no x range; give --budget-range LO:HI")
+    ranges = list(x_range.values())
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    if lo < hi:
+        return float(lo), float(hi)
+    return float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))

@@ -246,3 +246,27 @@ def fraction_report(fitted: FittedLaw, fraction: float, fit_part: Dataset, test_
                               if test.y[last] else math.nan}
         report["final_point"] = final
     return report
+
+
+def validation_summary(validation: Mapping[str, Any]) -> str | None:
+    """One line on the held-out prediction, per curve rather than pooled only."""
+    if validation.get("protocol") == "fit-fraction":
+        curves = validation.get("per_curve") or {}
+        pooled = (validation.get("test") or {}).get("r2")
+    elif validation.get("protocol") == "holdout-group":
+        curves = {k: e.get("calibrated", {}) for k, e in (validation.get("groups") or {}).items()}
+        pooled = None
+    else:
+        return None
+    r2 = [e["r2"] for e in curves.values() if e.get("r2") is not None]
+    ratio = [e["rmse_over_noise"] for e in curves.values() if e.get("rmse_over_noise")]
+    if not r2:
+        return None
+    what = "held-out tails" if validation["protocol"] == "fit-fraction" else "held-out groups " \
+        "(calibrated)"
+    parts = [f"{what}: R2 per curve {min(r2):.3g} to {max(r2):.3g}"]
+    if ratio:
+        parts.append(f"RMSE / noise floor median {float(np.median(ratio)):.2f}")
+    if pooled is not None:
+        parts.append(f"pooled R2 {pooled:.4f}")
+    return ", ".join(parts)
