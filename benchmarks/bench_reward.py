@@ -16,9 +16,17 @@ Both graders are timed in this run on the same pairs:
   (the worker's start-up -- importing SymPy and Math-Verify -- inside the timing), once with
   the worker already running (the steady state of a long ``rlscale reward`` or VeRL run).
 
-Reported: answers per second, the ratio, the agreement rate between the two verdicts, and each
-grader's accuracy against the construction labels (reformatted answers are equivalent by
-construction, so a grader that rejects them is wrong, not disagreeing).
+A second set, **unboxed**, is built from the same ground truths and answers the way instruct
+and reasoning models often do, without ``\\boxed{}``: a final-answer phrase with a math span
+("The final answer is $...$. I hope it is correct.", "**Answer:** $...$"), a display or inline
+math span at the end (``\\[...\\]``, ``$$...$$``, ``\\(...\\)``), and for integers plain
+prose ("so the total is 18.") or a ``#### 18`` line -- correct, reformatted and wrong answers
+alike. Math-Verify is given the whole response there too (its own extraction).
+
+Reported for both sets, in the same run: answers per second, the ratio, the agreement rate
+between the two verdicts, and each grader's accuracy against the construction labels
+(reformatted answers are equivalent by construction, so a grader that rejects them is wrong,
+not disagreeing), with the false positives (a wrong answer graded correct) counted apart.
 """
 
 from __future__ import annotations
@@ -104,6 +112,38 @@ def wrong(answer: str, rng: random.Random) -> str:
     return rng.choice([f"{answer}+1", f"2\\left({answer}\\right)", "0", "-1"])
 
 
+_UNBOXED = [
+    "{filler}Therefore the answer is ${a}$.",
+    "{filler}\nFinal Answer: The final answer is ${a}$. I hope it is correct.",
+    "{filler}\n**Answer:** ${a}$",
+    "{filler}So we conclude that\n\\[ {a} \\]",
+    "{filler}This gives $${a}$$",
+    "{filler}which leaves \\({a}\\) in the end.",
+]
+_UNBOXED_INTEGER = ["{filler}So the total is {a}.", "{filler}\n#### {a}"]
+
+
+def _unboxed(answer: str, rng: random.Random) -> str:
+    whole_number = _is_int(answer) or re.fullmatch(r"\d{1,3}(,\d{3})+", answer) is not None
+    templates = _UNBOXED + (_UNBOXED_INTEGER if whole_number else [])
+    return rng.choice(templates).format(filler=rng.choice(_FILLER), a=answer)
+
+
+def build_unboxed_pairs(n: int = N_PAIRS, seed: int = SEED + 1) -> list[tuple[str, str, str]]:
+    """(response, answer, kind) triples whose responses have no box (see the module docstring)."""
+    rng = random.Random(seed)
+    pairs = []
+    for item in load_answers():
+        answer = item["answer"]
+        pairs.append((_unboxed(answer, rng), answer, "correct"))
+        equivalent = reformat(answer, rng)
+        if equivalent is not None:
+            pairs.append((_unboxed(equivalent, rng), answer, "reformatted"))
+        pairs.append((_unboxed(wrong(answer, rng), rng), answer, "wrong"))
+    rng.shuffle(pairs)
+    return pairs[:n]
+
+
 def build_pairs(n: int = N_PAIRS, seed: int = SEED) -> list[tuple[str, str, str]]:
     """(response, answer, kind) triples; kind in correct/reformatted/wrong."""
     rng = random.Random(seed)
@@ -152,8 +192,7 @@ def run_rlscale(pairs, workers: int = 1, warm: bool = False) -> tuple[list[float
     return scores, elapsed, counts
 
 
-def main() -> None:
-    pairs = build_pairs()
+def report(title: str, pairs) -> None:
     kinds = [kind for _, _, kind in pairs]
     mv_scores, mv_time = run_math_verify(pairs)
     rl_scores, rl_time, counts = run_rlscale(pairs, workers=1)
@@ -166,24 +205,34 @@ def main() -> None:
     def accuracy(scores):
         return sum(s == t for s, t in zip(scores, truth, strict=True)) / n
 
+    def false_positives(scores):
+        return sum(s == 1.0 and t == 0.0 for s, t in zip(scores, truth, strict=True))
+
     mv_rate = n / mv_time
-    print(f"{n} pairs ({kinds.count('correct')} correct, {kinds.count('reformatted')} "
-          f"reformatted, {kinds.count('wrong')} wrong) from MATH-500 + GSM8K ground truths")
-    print(f"{'grader':<44}{'answers/s':>10}{'seconds':>9}{'vs MV':>8}{'label acc':>11}")
+    print(f"\n{title}: {n} pairs ({kinds.count('correct')} correct, "
+          f"{kinds.count('reformatted')} reformatted, {kinds.count('wrong')} wrong) from "
+          "MATH-500 + GSM8K ground truths")
+    print(f"{'grader':<44}{'answers/s':>10}{'seconds':>9}{'vs MV':>8}{'label acc':>11}"
+          f"{'false +':>9}")
     rows = [("math_verify.parse+verify, one process", mv_time, mv_scores),
             ("rlscale --grader math -j 1, cold start", rl_time, rl_scores),
             ("rlscale --grader math -j 1, warm worker", warm_time, warm_scores)]
     for label, seconds, scores in rows:
         print(f"{label:<44}{n / seconds:>10.0f}{seconds:>9.2f}{(n / seconds) / mv_rate:>7.1f}x"
-              f"{accuracy(scores):>11.4f}")
+              f"{accuracy(scores):>11.4f}{false_positives(scores):>9d}")
     print(f"target >= 10x (cold start: {(n / rl_time) / mv_rate:.1f}x); agreement with "
-          f"math-verify {agree:.4f} (target >= 0.99); fast path decided {counts['quick']}/{n}, "
-          f"Math-Verify worker {counts['pool']}")
+          f"math-verify {agree:.4f} (target >= 0.99 on the boxed set); fast path decided "
+          f"{counts['quick']}/{n}, Math-Verify worker {counts['pool']}")
     disagreements = [(p, m, r) for p, m, r in zip(pairs, mv_scores, rl_scores, strict=True)
                      if m != r]
     for (response, answer, kind), m, r in disagreements[:8]:
         print(f"  differs ({kind}): answer {answer!r} response ...{response[-60:]!r} "
               f"math-verify {m:.0f} rlscale {r:.0f}")
+
+
+def main() -> None:
+    report("boxed", build_pairs())
+    report("unboxed", build_unboxed_pairs())
 
 
 if __name__ == "__main__":

@@ -162,6 +162,7 @@ def _scalar_equal(gold: str, pred: str) -> bool | None:
 
 
 _INTERVAL = re.compile(r"^\s*(?:\\left)?[(\[].*,.*(?:\\right)?[)\]]\s*$")
+_SCALED_EQUATION = re.compile(r"^-?[\d.]+\*?\(.*=.*\)$")  # "2(x=5)": no equation at all
 _CLOCK = re.compile(r"\d\d:[0-5]\d(?::[0-5]\d)?")  # normalize_answer's form of a time of day
 _COMPOUND = ("\\cup", "\\pm", "\\begin{pmatrix}", "\\begin{bmatrix}", "\\begin{matrix}")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -254,6 +255,8 @@ def quick_grade(response: str, answer: str, options: MathOptions = MathOptions()
         # never hand absurd inputs to SymPy (they are not sensible answers), and never let
         # floating point call them equal (2^{2^{-1000}} is 1.0 in a float, yet not 1)
         return GradeResult.of(False, pred)
+    if pred_norm != gold_norm and _SCALED_EQUATION.match(pred_norm):
+        return GradeResult.of(False, pred)  # Math-Verify reads "2(x=5)" as the equation x=5
     verdict = fast_equal(gold_norm, pred_norm)
     return None if verdict is None else GradeResult.of(verdict, pred)
 
