@@ -89,3 +89,16 @@ def test_format_table_and_markdown_show_params_groups_metrics_warnings():
                                                     input=records).stdout
     bad = run_inprocess(["fit", "--format", "html"], input=records)
     assert bad.exit_code == 2 and "--format" in bad.stderr
+
+
+def test_compare_on_a_held_out_size_ranks_only_laws_that_can_predict_it():
+    result = run_inprocess(["fit", "--example", "paper-base", "--law", "saturating,loglinear",
+                            "--holdout-group", "72e9", "-q"])
+    assert result.exit_code == 0, result.stderr
+    [out] = result.records
+    assert out["protocol"] == "holdout-group"
+    first, second = out["compare"]
+    assert (first["law"], first["rank"]) == ("saturating", 1)
+    assert first["heldout_rmse_mean"] == first["heldout"]["72000000000"]["rmse"]
+    assert (second["law"], second["rank"], second["heldout_rmse_mean"]) == ("loglinear", None, None)
+    assert "cannot predict a new group" in second["heldout"]["72000000000"]["unavailable"]
