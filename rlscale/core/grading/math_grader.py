@@ -1,20 +1,60 @@
 """The ``math`` grader: extraction, a fast exact/numeric path, then Math-Verify.
 
-Equivalence is decided in this order:
+The answer is extracted in the priority order documented in
+:mod:`~rlscale.core.grading.extraction` (box, final-answer phrase, math span, ``####``, last
+number). Equivalence is then decided in this order:
 
 1. the normalised strings are equal (:func:`~rlscale.core.grading.normalize.normalize_answer`);
 2. both sides evaluate (safely, see :mod:`~rlscale.core.grading.expressions`) to numbers or to
    functions of at most four one-letter variables: exact rational equality, or floating-point
    agreement at two fixed variable assignments; clearly different values are *wrong*;
-   tuples/intervals/sets are compared element-wise when their brackets agree;
-3. otherwise HF Math-Verify (``parse`` + ``verify``) decides: intervals, sets, matrices,
-   equations, symbolic simplification.
+   tuples/intervals/sets/matrix rows are compared element-wise when their brackets agree;
+3. otherwise HF Math-Verify (``parse`` + ``verify``) decides -- intervals, sets, matrices,
+   equations and inequalities, symbolic simplification (trigonometric identities within
+   SymPy's reach) -- on the spellings of :func:`~rlscale.core.grading.normalize.symbolic_form`.
+
+The rules, each with regression cases in ``tests/data/grading_regression.jsonl``. First rule:
+no false positives -- a grader that passes wrong answers poisons RL, so an undecidable or
+absurd answer is *wrong*, never a guess.
+
+* presentation is removed: ``\\dfrac``, ``\\left``/``\\right``, spacing commands, ``$``,
+  a trailing period, a simple left-hand side (``x = 2`` is ``2``; ``y = 2`` is ``2`` too);
+* **text-wrapped** letters and words (``\\text{E}``, ``\\textbf{(C)}``) are the letter/word;
+  two different words are never equal (Math-Verify would read them as products of letters);
+* **thousands**: ``1,000``, ``1{,}000``, ``10\\,000``, ``1 000``, a thin space; ``5, 600`` (comma
+  and space) is a list; any other space between digits never glues them (``1 2`` is not 12);
+* **mixed numbers**: ``1 1/2`` and ``1\\frac12`` are 3/2 (a proper fraction after a whole
+  number; never 11/2);
+* **scientific notation**: ``3.54e-07`` is ``3.54\\times10^{-7}`` (Math-Verify reads ``e`` as
+  Euler's number);
+* **times of day**: ``8:34 PM`` is ``20:34``; a time without AM/PM is 24-hour; two times are
+  compared as times, never as ratios;
+* **units**: a trailing ``\\text{ unit}`` or unit word, and degrees on a bare angle, are
+  dropped; inside a trigonometric function degrees are converted (``\\sin(90^\\circ-x)`` is
+  ``\\cos x``);
+* **percent**: ``50\\%`` is 50; 0.5 is not 50 (the fraction is not the percentage asked for),
+  but is ``50\\%`` when the ground truth itself carries the sign (Math-Verify's convention);
+* **relations**: inequalities compare as relations (``x<1`` is ``-x>-1``, not ``x\\le 1``); a
+  one-variable inequality against an interval compares as its solution set (``x\\ge 1`` is
+  ``[1,\\infty)``); a number times an equation (``2(x=5)``) is wrong;
+* **intervals vs tuples vs sets**: brackets must agree for an interval (``(0,1)`` is not
+  ``[0,1)``); a point is ordered (``(3,5)`` is not ``(5,3)``); ``\\{..\\}`` sets and *bare*
+  comma lists are unordered (convention: a bare list is "all the solutions");
+  a tuple, interval, set or matrix is never a single number;
+* **matrices vs nested lists**: ``\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}`` (or ``bmatrix``)
+  is ``[[1,2],[3,4]]``, entry by entry;
+* **complex numbers**: when both sides are expressions in the letter ``i`` alone, ``i`` is the
+  imaginary unit (``i(2-i)`` is ``1+2i``);
+* **rounding** (convention, Math-Verify's): a decimal within rounding at 6 places of the exact
+  value is accepted (``0.333333`` for 1/3); fewer places are not (``0.333`` is wrong);
+* **size**: an answer :func:`too_complex` for SymPy (too long, too deep, towers of powers,
+  big numbers in nested exponents) is wrong unless identical to the ground truth.
 
 Steps 1-2 (:func:`quick_grade`) never call SymPy and are cheap enough to run in the main
 process; only undecided items go to :func:`full_grade`, which the worker pool runs with a hard
-time limit. The fast path only decides when Math-Verify would decide the same way: near-misses
-involving decimals (``0.333333`` vs ``1/3``, which Math-Verify accepts after rounding to 6
-places) are left to Math-Verify.
+time and memory limit (:func:`rlscale.core.grading.grade_bounded` for one item from any code).
+The fast path only decides when Math-Verify would decide the same way: near-misses involving
+decimals (``0.333333`` vs ``1/3``) are left to Math-Verify.
 """
 
 from __future__ import annotations
