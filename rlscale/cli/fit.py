@@ -381,6 +381,9 @@ def command(
                                                   | orjson.OPT_INDENT_2) + b"\n")
         if plot is not None:
             _plot(plot, fitted, outcome, report, x_field, y_field, group_field, options)
+        if out_format != "json":  # text for people; --predict/--budget/--plan were refused
+            _write_text(output, render_fit(report, out_format))
+            return
         with RecordWriter(output) as writer:
             if predict is not None:
                 _predict(predict, fitted, writer, x_field, y_field, group_field, skip_invalid,
@@ -398,10 +401,8 @@ def command(
                                       "x": x_field, "law": fitted.law.name})
                     except ValueError as exc:
                         raise RlscaleError(f"--budget: {exc}") from None
-            elif out_format == "json":
+            else:
                 writer.write(report)
-        if out_format != "json" and predict is None and not budgets and not plan:
-            _write_text(output, render_fit(report, out_format))
 
     handle_errors(NAME, debug, body)
 
