@@ -11,6 +11,7 @@ import pytest
 
 from rlscale.cli.app import main
 from rlscale.core.jsonl import Where
+from rlscale.engines.identity import weights_fingerprint
 from rlscale.core.sampling import (
     SampleRequest,
     SamplingParams,
@@ -202,7 +203,8 @@ def test_cli_writes_atomically_and_resume_completes_an_interrupted_file(
     assert records[-1]["extra_info"] == {"index": 3} and records[0]["answer"] == "19"
     assert records[0]["sampling"] == {"backend": "hf", "temperature": 1.0, "top_p": 1.0,
                                       "top_k": -1, "max_tokens": 12, "chat_template": True,
-                                      "lora": None}
+                                      "lora": None,
+                                      "weights": weights_fingerprint(stop_checkpoint)}
 
     # an interrupted run: 5 whole lines and half of the sixth
     partial = str(tmp_path / "partial.jsonl")
@@ -228,6 +230,42 @@ def test_cli_writes_atomically_and_resume_completes_an_interrupted_file(
     assert code == 1
     assert err == (f"rlscale rollout: {partial}:1: resume: written with --seed 1, this run has "
                    "--seed 2; use the same seed or another -o file\n")
+
+
+def test_cli_resume_refuses_other_weights_at_the_same_or_another_path(
+        capsys, stop_checkpoint, problems_file, tmp_path):
+    """``--model base`` then ``--resume --model ckpt``: the fingerprint of the weights differs."""
+    from safetensors.torch import load_file, save_file
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(stop_checkpoint, ckpt)  # copy2 keeps mtimes: the same weights, accepted
+    common = ["-n", "2", "--max-tokens", "4", "--backend", "hf", "--batch-size", "2"]
+    out_path = str(tmp_path / "out.jsonl")
+    with open(problems_file) as handle:
+        two = str(tmp_path / "two.jsonl")
+        with open(two, "w") as short:
+            short.writelines(handle.readlines()[:2])
+    assert cli(capsys, two, "--model", stop_checkpoint, *common, "-o", out_path)[0] == 0
+    code, _, err = cli(capsys, problems_file, "--model", str(ckpt), *common, "--resume",
+                       "-o", out_path)
+    assert code == 0, err
+    before = read_jsonl(out_path)
+    # a training step changes the weights under the same path
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 0.01
+    save_file(tensors, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+    more = str(tmp_path / "more.jsonl")
+    with open(more, "w") as handle:
+        handle.write(jsonl([{"prompt_id": "new", "prompt": "What is 2 + 2?"}]))
+    code, out, err = cli(capsys, problems_file, more, "--model", str(ckpt), *common, "--resume",
+                         "-o", out_path)
+    assert code == 1 and out == ""
+    old, new = weights_fingerprint(stop_checkpoint), weights_fingerprint(str(ckpt))
+    assert old != new
+    assert err == (f"rlscale rollout: {out_path}:1: resume: written by other weights ({old}), "
+                   f"this run's model is {new}; use another -o file\n")
+    assert read_jsonl(out_path) == before  # nothing appended
 
 
 def test_cli_bad_record_names_file_and_line(capsys, stop_checkpoint, tmp_path):

@@ -64,7 +64,8 @@ EPILOG = (
 def command(
     inputs: InputsArg = None,
     model: Annotated[str, typer.Option("--model", "-m", metavar="DIR",
-                                       help="Checkpoint directory (HF format).")] = ...,
+                                       help="Checkpoint directory (HF format); with --backend "
+                                       "openai the served model name.")] = ...,
     n: Annotated[int, typer.Option("-n", "--n-samples", help="Samples per problem (G).")] = 8,
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).")] = 1.0,
@@ -74,7 +75,8 @@ def command(
         help="Refuse longer prompts (the paper: 2048; with --skip-invalid: drop them).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; per-sample seeds derive from it.")] = 0,
     backend: Annotated[str, typer.Option(
-        help="hf, vllm, or auto (vllm when installed and a GPU is present).")] = "auto",
+        help="hf, vllm, openai (an OpenAI-compatible server at --base-url), or auto (vllm when "
+        "installed and a GPU is present, else hf).")] = "auto",
     batch_size: Annotated[int | None, typer.Option(
         help="Problems sampled together (default: hf 8, vllm 512).")] = None,
     tensor_parallel_size: Annotated[int, typer.Option(
@@ -100,6 +102,23 @@ def command(
     vllm_arg: Annotated[list[str] | None, typer.Option(
         metavar="KEY=VALUE",
         help="Extra vllm.LLM argument, repeatable (e.g. max_model_len=8192).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="openai: the server's API root, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    api_key_env: Annotated[str, typer.Option(
+        metavar="VAR", help="openai: environment variable holding the API key (never written).")
+    ] = "OPENAI_API_KEY",
+    tokenizer: Annotated[str | None, typer.Option(
+        metavar="DIR", help="openai: tokenize prompts here, send token ids and keep "
+        "prompt_ids/completion_ids (vLLM servers).")] = None,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight at once.")] = 32,
+    max_retries: Annotated[int, typer.Option(
+        help="openai: retries of a request on 429, 5xx, timeouts and dropped connections.")] = 5,
+    request_timeout: Annotated[float, typer.Option(
+        help="openai: seconds to wait for one answer.")] = 600.0,
+    expect_step: Annotated[int | None, typer.Option(
+        metavar="N", help="openai: refuse unless the server serves training step N (model "
+        "name NAME-step-N, or served from an rlscale checkpoint).")] = None,
     output: OutputOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
@@ -138,6 +157,17 @@ def command(
         if lora is not None and not os.path.isdir(lora):
             raise UsageError(f"--lora {lora}: no such directory")
         chosen = _choose_backend(backend)
+        if (base_url is not None) != (chosen == "openai"):
+            raise UsageError("--base-url needs --backend openai" if base_url is not None
+                             else "--backend openai needs --base-url URL")
+        if chosen != "openai" and tokenizer is not None:
+            raise UsageError("--tokenizer is for --backend openai (other backends use --model's)")
+        if chosen == "openai" and (tensor_parallel_size != 1 or engine_args or device != "auto"
+                                   or dtype != "auto"):
+            raise UsageError("--tensor-parallel-size, --vllm-arg, --device and --dtype are the "
+                             "server's business with --backend openai")
+        if chosen == "openai" and max_prompt_tokens is not None and tokenizer is None:
+            raise UsageError("--max-prompt-tokens with --backend openai needs --tokenizer DIR")
         if chosen == "hf" and (tensor_parallel_size != 1 or engine_args):
             flag = "--tensor-parallel-size" if tensor_parallel_size != 1 else "--vllm-arg"
             raise UsageError(f"{flag} needs --backend vllm")
@@ -148,11 +178,30 @@ def command(
                 "of each problem will be identical", quiet)
         warn_if_waiting_on_tty(inputs, quiet)
 
-        resume_state = (_load_resume(output, params, chat_template, quiet) if resume
+        engine = None
+        if chosen == "openai":  # cheap to start, and what it serves identifies the weights
+            engine = _make_openai(base_url, model, params, chat_template=chat_template,
+                                  lora=lora, tokenizer=tokenizer, logprobs=logprobs,
+                                  concurrency=concurrency, max_retries=max_retries,
+                                  request_timeout=request_timeout, expect_step=expect_step,
+                                  api_key_env=api_key_env, quiet=quiet)
+            weights = _served_identity(engine)
+        else:
+            _check_model_path(model)
+            from rlscale.engines.identity import weights_fingerprint
+
+            weights = weights_fingerprint(model, lora)
+        resume_state = (_load_resume(output, params, chat_template, weights, quiet) if resume
                         else None)
-        engine = _make_engine(chosen, model, params, chat_template=chat_template, lora=lora,
-                              device=device, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                              engine_args=engine_args, logprobs=logprobs)
+        if engine is None:
+            engine = _make_engine(chosen, model, params, chat_template=chat_template, lora=lora,
+                                  device=device, dtype=dtype,
+                                  tensor_parallel_size=tensor_parallel_size,
+                                  engine_args=engine_args, logprobs=logprobs)
+        describe = getattr(engine, "describe", None)
+        extra = {"chat_template": chat_template, "lora": lora, "weights": weights,
+                 **(describe() if describe is not None else {})}
+        keep_ids = token_ids and (chosen != "openai" or tokenizer is not None)
         stats = PlanStats()
         started = time.perf_counter()
         n_samples = n_tokens = 0
@@ -163,14 +212,18 @@ def command(
                                      context_length=engine.context_length,
                                      max_prompt_tokens=max_prompt_tokens, stats=stats)
             records = rollout_records(
-                problems, engine, params, model=model, keep_token_ids=token_ids,
-                batch_size=batch_size or (512 if chosen == "vllm" else 8),
-                extra={"chat_template": chat_template, "lora": lora})
-            with _open_writer(output, append=resume) as writer:
-                for record in progress(records, description="sampling", quiet=quiet):
-                    writer.write(record)
-                    n_samples += 1
-                    n_tokens += record["n_completion_tokens"]
+                problems, engine, params, model=model, keep_token_ids=keep_ids,
+                batch_size=batch_size or DEFAULT_BATCH[chosen], extra=extra)
+            try:
+                with _open_writer(output, append=resume) as writer:
+                    for record in progress(records, description="sampling", quiet=quiet):
+                        writer.write(record)
+                        n_samples += 1
+                        n_tokens += record["n_completion_tokens"]
+            finally:
+                close = getattr(engine, "close", None)
+                if close is not None:
+                    close()
         seconds = time.perf_counter() - started
         done = f", {stats.complete} already complete" if resume_state is not None else ""
         say(f"rlscale rollout: {stats.planned} problems, {n_samples} samples, {n_tokens} "
@@ -181,12 +234,52 @@ def command(
     handle_errors(NAME, debug, body, quiet=quiet)
 
 
+DEFAULT_BATCH = {"hf": 8, "vllm": 512, "openai": 256}
+
+
+def _check_model_path(model: str) -> None:
+    from rlscale.core.errors import RlscaleError
+
+    if not os.path.isdir(model) and (os.sep in model or model.startswith(".")):
+        raise RlscaleError(f"--model {model}: no such directory")
+
+
+def _make_openai(base_url, model, params, *, api_key_env: str, quiet: bool, **kwargs):
+    from rlscale.core.errors import UsageError
+    from rlscale.engines.openai_rollout import OpenAIRollout
+
+    api_key = os.environ.get(api_key_env)
+    if api_key is None and api_key_env != "OPENAI_API_KEY":
+        raise UsageError(f"--api-key-env {api_key_env}: the variable is not set")
+    engine = OpenAIRollout(base_url, model, params, api_key=api_key,
+                           tokenizer_dir=kwargs.pop("tokenizer"), **kwargs)
+    if engine.seed_status == "no":
+        say("rlscale rollout: warning: the server ignores 'seed' (the same seed gave different "
+            "samples); samples are not reproducible and records say seed_honoured: no", quiet)
+    return engine
+
+
+def _served_identity(engine) -> str:
+    """What identifies the served weights: the served name and where it is served from."""
+    import hashlib
+
+    root = engine.served.get("root") or ""
+    text = f"openai\x00{engine.model}\x00{root}"
+    if root and os.path.isdir(root):
+        from rlscale.engines.identity import weights_fingerprint
+
+        text += "\x00" + weights_fingerprint(root)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _choose_backend(requested: str) -> str:
     import importlib.util
 
     from rlscale.core.sampling import choose_backend
 
-    if requested == "hf":
+    if requested in ("hf", "openai"):
+        if requested == "openai":
+            return "openai"
         return choose_backend(requested, vllm_installed=False, gpu_available=False)
     vllm_installed = importlib.util.find_spec("vllm") is not None
     gpu = False
@@ -209,10 +302,6 @@ def _choose_backend(requested: str) -> str:
 def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora: str | None,
                  device: str, dtype: str, tensor_parallel_size: int, engine_args: dict,
                  logprobs: bool):
-    from rlscale.core.errors import RlscaleError
-
-    if not os.path.isdir(model) and (os.sep in model or model.startswith(".")):
-        raise RlscaleError(f"--model {model}: no such directory")
     if backend == "vllm":
         from rlscale.engines.vllm_rollout import VllmRollout
 
@@ -225,17 +314,19 @@ def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora:
                      dtype=dtype, logprobs=logprobs)
 
 
-def _load_resume(output: str, params, chat_template: bool, quiet: bool):
+def _load_resume(output: str, params, chat_template: bool, weights: str, quiet: bool):
     """Read what ``output`` already holds (after dropping a partial last line).
 
     The backend may change between runs (samples of either backend are samples of the same
-    policy); the seed, the sampling parameters and the prompt rendering may not.
+    policy); the seed, the sampling parameters, the prompt rendering and the weights (their
+    fingerprint, :mod:`rlscale.engines.identity`) may not.
     """
     from rlscale.core.jsonl import RecordReader
     from rlscale.core.sampling import ResumeState
 
     state = ResumeState(seed=params.seed,
-                        sampling={**params.describe(), "chat_template": chat_template})
+                        sampling={**params.describe(), "chat_template": chat_template,
+                                  "weights": weights})
     if not os.path.exists(output):
         return state
     dropped = drop_partial_last_line(output)

@@ -35,7 +35,7 @@ FINISH_REASONS = ("stop", "length")
 # Seeds live in [0, 2**62) so that prompt_seed + sample_idx still fits a signed 64-bit integer,
 # which is what torch.Generator.manual_seed and vLLM accept.
 SEED_BITS = 62
-BACKENDS = ("auto", "hf", "vllm")
+BACKENDS = ("auto", "hf", "vllm", "openai")
 # Fields that describe one earlier sample of a record; a new sample must not inherit them.
 STALE_SAMPLE_FIELDS = ("old_logprobs", "reward", "pred", "verdict", "advantage")
 LOGPROBS_DOC = (
@@ -365,6 +365,11 @@ class ResumeState:
         previous = record.get("sampling")
         if isinstance(previous, Mapping):
             for key, value in self.sampling.items():
+                if key == "weights" and previous.get(key) != value:
+                    # the same path can hold other weights (a cron loop's --model ckpt)
+                    raise RecordError(source, line, f"resume: written by other weights "
+                                      f"({previous.get(key) or 'not recorded'}), this run's "
+                                      f"model is {value}; use another -o file")
                 if key in previous and previous[key] != value:
                     raise RecordError(source, line, f"resume: written with "
                                       f"{_as_option(key, previous[key])}, this run has "
@@ -395,11 +400,17 @@ def _as_option(key: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """One sequence to generate: prompt tokens, which sample of the prompt, and its seed."""
+    """One sequence to generate: prompt tokens, which sample of the prompt, and its seed.
+
+    ``prompt`` (the checked prompt: text or messages) and ``prompt_id`` are for engines that send
+    the prompt itself rather than its tokens (an HTTP server) and name it in their errors.
+    """
 
     prompt_ids: tuple[int, ...]
     sample_idx: int
     seed: int
+    prompt: Any = None
+    prompt_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -410,6 +421,10 @@ class SampleOutput:
     completion_ids: tuple[int, ...]
     finish_reason: str
     logprobs: tuple[float, ...] | None = None
+    # Set by engines that get text and token counts from a server instead of token ids.
+    text: str | None = field(default=None, repr=False)
+    n_prompt_tokens: int | None = field(default=None, repr=False)
+    n_completion_tokens: int | None = field(default=None, repr=False)
 
 
 class RolloutEngine(Protocol):
@@ -435,6 +450,7 @@ class Problem:
     prompt_id: str | int | float
     prompt_ids: list[int]
     sample_indices: list[int]
+    prompt: Any = None
 
 
 @dataclass
@@ -449,7 +465,7 @@ def plan_problems(
     records: Iterable[tuple[dict[str, Any], Any]],
     *,
     params: SamplingParams,
-    encode: Callable[[str | list[dict[str, str]]], list[int]],
+    encode: Callable[[str | list[dict[str, str]]], list[int]] | None,
     invalid: Callable[[Any, str], None],
     shard: Shard = Shard(),
     resume: ResumeState | None = None,
@@ -461,7 +477,8 @@ def plan_problems(
 
     Args:
         records: ``(record, where)`` pairs, as :class:`rlscale.core.jsonl.RecordReader` yields.
-        encode: prompt (string or messages) -> prompt token ids (chat template already decided).
+        encode: prompt (string or messages) -> prompt token ids (chat template already decided);
+            None when the engine sends the prompt itself (no token checks here then).
         invalid: called with ``(where, message)`` for a bad record; raises or skips (see
             ``RecordReader.invalid``).
         shard: which positions to keep. Duplicate ``prompt_id``s are refused over the whole
@@ -508,9 +525,15 @@ def plan_problems(
             stats.complete += 1
             continue
         try:
-            prompt_ids = encode(prompt)
+            prompt_ids = encode(prompt) if encode is not None else None
         except ValueError as exc:
             invalid(where, str(exc))
+            continue
+        if prompt_ids is None:
+            stats.planned += 1
+            out = dict(record)
+            out["prompt_id"] = prompt_id
+            yield Problem(out, prompt_id, [], sample_indices, prompt)
             continue
         if not prompt_ids:
             invalid(where, "the prompt renders to zero tokens")
@@ -527,7 +550,7 @@ def plan_problems(
         stats.planned += 1
         out = dict(record)
         out["prompt_id"] = prompt_id
-        yield Problem(out, prompt_id, prompt_ids, sample_indices)
+        yield Problem(out, prompt_id, prompt_ids, sample_indices, prompt)
 
 
 def batched(items: Iterable[Problem], size: int) -> Iterator[list[Problem]]:
@@ -563,19 +586,25 @@ def rollout_records(
     for batch in batched(problems, batch_size):
         requests = [
             SampleRequest(tuple(problem.prompt_ids), sample_idx,
-                          sample_seed(params.seed, problem.prompt_id, sample_idx))
+                          sample_seed(params.seed, problem.prompt_id, sample_idx),
+                          problem.prompt, problem.prompt_id)
             for problem in batch for sample_idx in problem.sample_indices
         ]
         outputs = engine.generate(requests)
         if len(outputs) != len(requests):
             raise RuntimeError(f"{engine.backend} returned {len(outputs)} outputs for "
                                f"{len(requests)} requests")
-        texts = engine.decode([_strip_stop(out, stops) for out in outputs])
+        undecoded = [i for i, out in enumerate(outputs) if out.text is None]
+        decoded = iter(engine.decode([_strip_stop(outputs[i], stops) for i in undecoded])
+                       if undecoded else [])
+        texts = [out.text if out.text is not None else next(decoded) for out in outputs]
         position = 0
         for problem in batch:
             for sample_idx in problem.sample_indices:
                 out, text = outputs[position], texts[position]
                 position += 1
+                n_completion = (out.n_completion_tokens if out.n_completion_tokens is not None
+                                else len(out.completion_ids))
                 record = dict(problem.record)
                 for stale in STALE_SAMPLE_FIELDS:
                     record.pop(stale, None)
@@ -584,19 +613,20 @@ def rollout_records(
                     "sample_idx": sample_idx,
                     "completion": text,
                     "finish_reason": out.finish_reason,
-                    "n_prompt_tokens": len(problem.prompt_ids),
-                    "n_completion_tokens": len(out.completion_ids),
+                    "n_prompt_tokens": (out.n_prompt_tokens if out.n_prompt_tokens is not None
+                                        else len(problem.prompt_ids)),
+                    "n_completion_tokens": n_completion,
                 })
-                if keep_token_ids:
+                if keep_token_ids and problem.prompt_ids:
                     record["prompt_ids"] = list(problem.prompt_ids)
                     record["completion_ids"] = list(out.completion_ids)
                 else:
                     record.pop("prompt_ids", None)
                     record.pop("completion_ids", None)
                 if out.logprobs is not None:
-                    if len(out.logprobs) != len(out.completion_ids):
+                    if len(out.logprobs) != n_completion:
                         raise RuntimeError(f"{engine.backend} returned {len(out.logprobs)} "
-                                           f"log-probs for {len(out.completion_ids)} tokens")
+                                           f"log-probs for {n_completion} tokens")
                     record["old_logprobs"] = list(out.logprobs)
                 record["model"] = model
                 record["seed"] = params.seed
