@@ -132,3 +132,23 @@ def test_a_law_that_cannot_be_fitted_is_one_line_exit_1():
         "rlscale fit: cannot fit the 'broken' law to these points: at the best parameters found "
         "its prediction is not finite or not positive at 30 of 30 point(s) (check --x/--y and "
         "the law's domain)")
+
+
+def test_fix_holds_a_global_parameter_and_refuses_unknown_or_per_group_ones():
+    data = jsonl([r for n in (1.5e9, 7e9, 32e9) for r in _one_size(n, run=str(n))])
+    held = run_inprocess(["fit", "--fix", "K_max=0.2", "-q"], input=data)
+    assert held.exit_code == 0, held.stderr
+    [fit] = held.records
+    assert fit["params"]["K_max"] == pytest.approx(0.2, rel=1e-9)
+    assert fit["fixed"] == {"K_max": 0.2}
+    assert not [w for w in fit["warnings"] if w.get("param") == "K_max"]
+    free = run_inprocess(["fit", "-q"], input=data).records[0]
+    assert free["params"]["K_max"] == pytest.approx(0.1330, abs=1e-4)  # the generating value
+    assert fit["metrics"]["objective"] > free["metrics"]["objective"]
+    bad = run_inprocess(["fit", "--fix", "L_inf=0.1"], input=data)
+    assert bad.exit_code == 2
+    assert "--fix L_inf: not a global parameter of the 'saturating' law" in bad.stderr
+    bad = run_inprocess(["fit", "--fix", "E=0.1"], input=data)
+    assert bad.exit_code == 2 and "(it is per group)" in bad.stderr
+    bad = run_inprocess(["fit", "--fix", "K_max=5"], input=data)
+    assert bad.exit_code == 2 and "outside its bounds [0, 2]" in bad.stderr

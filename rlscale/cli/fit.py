@@ -112,6 +112,10 @@ def command(
                                             "points; mean: also average records repeated at "
                                             "one (run, step), which are an error otherwise.")
                           ] = "average",
+    fix: Annotated[list[str] | None, typer.Option("--fix", help="Hold a global parameter at "
+                                                  "a value, e.g. L_inf=0.3 (ties a direction "
+                                                  "the data do not determine); repeatable.",
+                                                  metavar="NAME=VALUE")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 instead of warning when "
                                          "the data cannot determine the law (too few points "
                                          "or groups, a flat direction, a parameter on a "
@@ -343,7 +347,8 @@ def command(
                     f"with {x_field} = 0 (log 0 is undefined)", quiet)
             request = FitRequest(the_law, options, n_bootstrap=n_bootstrap,
                                  bootstrap_by=bootstrap_by, level=level, holdout=holdout or [],
-                                 fit_fraction=fit_fraction, reference=reference)
+                                 fit_fraction=fit_fraction, reference=reference,
+                                 fixed=_fixed(fix))
             if comparing:
                 _compare(dataset, laws, request, out_format, output, seed, quiet)
                 return
@@ -475,6 +480,16 @@ def _plan(fitted, report, budgets, budget_range, x_field, group_field, quiet) ->
         say(f"rlscale fit: --plan: {group_field}={out['best_at_range_start']} is best over the "
             f"whole range {search[0]:.3g}-{search[1]:.3g}", quiet)
     return {**out, "setting": group_field, "x": x_field, "law": fitted.law.name}
+
+
+def _fixed(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--fix {item!r}: expected NAME=VALUE, e.g. L_inf=0.3")
+        out[name.strip()] = _number(value, f"--fix {name.strip()}")
+    return out
 
 
 def _check_parent(option: str, path: str | None) -> None:

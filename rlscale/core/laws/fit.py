@@ -535,9 +535,7 @@ def profile_param(law: Law, arrays: FitArrays, options: FitOptions, result: FitR
     quick = dataclasses.replace(options, random_starts=0, refine=1)
     objectives = []
     for v in values:
-        pinned = dataclasses.replace(param, lower=v - 1e-12, upper=v + 1e-12, grid=(v,))
-        fixed_law = dataclasses.replace(law, params=tuple(pinned if p.name == name else p
-                                                          for p in law.params))
+        fixed_law = law.with_fixed({name: v})
         try:
             start = result.layout.pack({**result.values, name: v})
             objectives.append(fit_law(fixed_law, arrays, quick, start=start).objective)

@@ -147,6 +147,33 @@ class Law:
         """True when every per-group parameter can be interpolated in N for a new group."""
         return all(p.interpolable for p in self.group_params)
 
+    def with_fixed(self, values: Mapping[str, float]) -> Law:
+        """This law with some global parameters held at given values (``fit --fix``): the way
+        to tie a direction the data do not determine, e.g. the decomposition's L_inf."""
+        import dataclasses
+
+        names = {p.name for p in self.global_params}
+        for name, value in values.items():
+            if name not in names:
+                per = " (it is per group)" if any(p.name == name for p in self.params) else ""
+                raise ValueError(f"--fix {name}: not a global parameter of the '{self.name}' "
+                                 f"law{per}; its global parameters are {', '.join(sorted(names))}")
+        params = []
+        for p in self.params:
+            if p.name in values:
+                v = float(values[p.name])
+                lo, hi = p.lower, p.upper
+                if not callable(lo) and not callable(hi) and not lo <= v <= hi:
+                    raise ValueError(f"--fix {p.name}={v:g}: outside its bounds [{lo:g}, {hi:g}]")
+                if p.log_scale and v <= 0:
+                    raise ValueError(f"--fix {p.name}={v:g}: must be > 0")
+                span = 1e-12 * max(1.0, abs(v))
+                p = dataclasses.replace(p, lower=v - span if not p.log_scale else v * (1 - 1e-12),
+                                        upper=v + span if not p.log_scale else v * (1 + 1e-12),
+                                        grid=(v,))
+            params.append(p)
+        return dataclasses.replace(self, params=tuple(params))
+
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:

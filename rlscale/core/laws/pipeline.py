@@ -37,6 +37,7 @@ class FitRequest:
     holdout: Sequence[str] = ()
     fit_fraction: float | None = None
     reference: str | None = None
+    fixed: dict[str, float] = field(default_factory=dict)  # global parameters held (--fix)
 
 
 @dataclass
@@ -65,6 +66,11 @@ def run_fit(dataset: Dataset, request: FitRequest,
     if request.holdout and request.fit_fraction is not None:
         raise UsageError("use either --holdout-group or --fit-fraction, not both")
     law, options = request.law, request.options
+    if request.fixed:
+        try:
+            law = law.with_fixed(request.fixed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     fit_data, held_out, holdout_idx = dataset, None, []
     if request.holdout:
         holdout_idx = find_groups(dataset, request.holdout)
@@ -92,7 +98,10 @@ def run_fit(dataset: Dataset, request: FitRequest,
         fitted.samples = boot.samples
     report = fit_report(fitted, result, arrays, dataset.spec, options, fit_data, boot,
                         request.level)
-    for name in law.profiled:  # directions known to trade off: show how flat they are
+    if request.fixed:  # held parameters are "on their bound" by construction
+        report["fixed"] = dict(request.fixed)
+        report["warnings"] = [w for w in report["warnings"] if w.get("param") not in request.fixed]
+    for name in (n for n in law.profiled if n not in request.fixed):  # known trade-offs
         prof = profile_param(law, arrays, options, result, name)
         report.setdefault("profile", {})[name] = prof
         if prof["flat"]:
