@@ -153,7 +153,7 @@ class Law:
         import dataclasses
 
         names = {p.name for p in self.global_params}
-        for name, value in values.items():
+        for name in values:
             if name not in names:
                 per = " (it is per group)" if any(p.name == name for p in self.params) else ""
                 raise ValueError(f"--fix {name}: not a global parameter of the '{self.name}' "
