@@ -146,3 +146,42 @@ def test_grader_memory_limit_gives_error_and_keeps_the_record():
     with Grader(workers=1, timeout=60, memory_mb=512, grade_function=grade_or_allocate) as grader:
         out = [result for _, result in grader.stream(enumerate(tasks))]
     assert out == [GradeResult(0.0, "5", "error"), GradeResult(1.0, "5", "correct")]
+
+
+def _start_pool_with_a_hang(pid_file: str) -> None:
+    """Child process: a pool whose only worker hangs; writes the worker's pid, then waits."""
+    pool = TimeoutPool(square_or_misbehave, workers=1, timeout=3600)
+    pool.submit(0, "hang")
+    while not pool.busy:
+        pool.collect(wait=0.05)
+    with open(pid_file, "w") as handle:
+        handle.write(str(pool.busy[0].process.pid))
+    time.sleep(3600)
+
+
+def test_workers_exit_when_the_pool_process_dies(tmp_path):
+    import multiprocessing
+
+    pid_file = str(tmp_path / "worker.pid")
+    owner = multiprocessing.get_context("spawn").Process(target=_start_pool_with_a_hang,
+                                                         args=(pid_file,))
+    owner.start()
+    try:
+        for _ in range(1200):  # the owner imports and starts its worker (no time limit asserted)
+            if os.path.exists(pid_file) and open(pid_file).read():
+                break
+            time.sleep(0.1)
+        worker_pid = int(open(pid_file).read())
+        os.kill(worker_pid, 0)  # the hung worker is running
+    finally:
+        owner.kill()
+        owner.join()
+    for _ in range(600):  # it notices within about a second of the owner's death
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker_pid, 9)
+        raise AssertionError("the orphaned worker kept running")

@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -63,8 +64,27 @@ def limit_address_space(limit_bytes: int) -> None:
         pass
 
 
+PARENT_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its pool still exists
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # A worker stuck in a runaway task never reads its pipe again: without this, a pool whose
+    # process was killed (a crashed trainer, ^C) would leave it computing (or asleep) forever.
+    while True:
+        time.sleep(PARENT_CHECK_INTERVAL)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass  # exists (as another user): keep going
+
+
 def _worker_main(connection, function: Callable[[Any], Any],
-                 initializer: Callable[[], None] | None, memory_limit: int | None = None) -> None:
+                 initializer: Callable[[], None] | None, memory_limit: int | None = None,
+                 parent_pid: int | None = None) -> None:
+    if parent_pid is not None:  # started before the memory cap: a thread reserves a stack
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     if initializer is not None:
         try:
             initializer()
@@ -133,7 +153,8 @@ class _Worker:
     def __init__(self, context, function, initializer, memory_limit=None):
         parent_end, child_end = context.Pipe(duplex=True)
         self.process = context.Process(
-            target=_worker_main, args=(child_end, function, initializer, memory_limit),
+            target=_worker_main,
+            args=(child_end, function, initializer, memory_limit, os.getpid()),
             daemon=True)
         with _main_module_hidden():
             self.process.start()
