@@ -192,3 +192,35 @@ def test_any_table_written_by_the_csv_module_reads_back_as_its_values(tmp_path_f
                              for v in (row["a"], row["b"], row["c"])])
     got = list(RecordReader([str(path)]).records())
     assert got == [{"a": r["a"], "b": r["b"], "c": r["c"]} for r in rows]
+
+
+def test_parquet_on_stdin_and_gzipped_csv(tmp_path):
+    import gzip
+    import subprocess
+    import sys
+
+    rows = _curves()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "runs.parquet")
+    _write_csv(tmp_path / "runs.csv", rows)
+    with open(tmp_path / "runs.csv", "rb") as src, gzip.open(tmp_path / "runs.csv.gz", "wb") as dst:
+        dst.write(src.read())
+    proc = subprocess.run([sys.executable, "-m", "rlscale", "fit", "--input-format", "parquet",
+                           "-q"], input=(tmp_path / "runs.parquet").read_bytes(),
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    gz = run_inprocess(["fit", str(tmp_path / "runs.csv.gz"), "-q"])
+    assert gz.exit_code == 0, gz.stderr
+    import orjson
+
+    assert orjson.loads(proc.stdout.split(b"\n")[0])["params"]["K_max"] == pytest.approx(
+        gz.records[0]["params"]["K_max"], rel=1e-12)
+
+
+def test_duplicated_run_step_rows_in_a_csv_name_both_lines(tmp_path):
+    path = tmp_path / "runs.csv"
+    rows = _curves(4)
+    _write_csv(path, rows + [rows[1]])
+    result = run_inprocess(["fit", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"rlscale fit: {path}:14: duplicate record: run "
+                                    f"'r1500000000' already has step 2 (at {path}:3)")
