@@ -102,3 +102,15 @@ def test_compare_on_a_held_out_size_ranks_only_laws_that_can_predict_it():
     assert first["heldout_rmse_mean"] == first["heldout"]["72000000000"]["rmse"]
     assert (second["law"], second["rank"], second["heldout_rmse_mean"]) == ("loglinear", None, None)
     assert "cannot predict a new group" in second["heldout"]["72000000000"]["unavailable"]
+
+
+def test_compare_lists_a_law_that_cannot_be_fitted_and_stops_on_usage_errors():
+    records = jsonl(_power_law_curves())
+    result = run_inprocess(["fit", "--law", "loglinear,tests.test_fit_checks:broken_law", "-q"],
+                           input=records)
+    assert result.exit_code == 0, result.stderr
+    rows = result.records[0]["compare"]
+    assert [r["law"] for r in rows] == ["loglinear", "broken"]
+    assert rows[1]["rank"] is None and rows[1]["error"].startswith("cannot fit the 'broken' law")
+    bad = run_inprocess(["fit", "--compare", "--holdout-group", "99e9"], input=records)
+    assert bad.exit_code == 2 and "--holdout-group 99e9: no such group" in bad.stderr

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rlscale.core.errors import RlscaleError
+from rlscale.core.errors import RlscaleError, UsageError
 from rlscale.core.laws.data import Dataset
 from rlscale.core.laws.forms import Law
 
@@ -48,7 +48,9 @@ def compare_laws(dataset: Dataset, laws: Sequence[Law], make_request: Callable[[
         row: dict[str, Any] = {"law": law.name, "law_options": dict(law.options)}
         try:
             report = run(dataset, request).report
-        except RlscaleError as exc:  # a usage error is the user's, and stops the comparison
+        except UsageError:  # the user's (e.g. no such --holdout-group): stops the comparison
+            raise
+        except RlscaleError as exc:  # this law cannot be fitted: listed, last
             row["error"] = str(exc)
             rows.append(row)
             continue
