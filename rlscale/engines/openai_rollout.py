@@ -395,7 +395,7 @@ class OpenAIRollout:
                     data = orjson.loads(response.content)
                 except orjson.JSONDecodeError:
                     raise _Retryable("the server answered with malformed JSON") from None
-                return self._parse(data, request, name, path)
+                return self._parse(data, request, name, path, body["max_tokens"])
             except _Retryable as exc:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -404,7 +404,8 @@ class OpenAIRollout:
                 await self.sleep(backoff_seconds(attempt, self.rng,
                                                  retry_after=exc.retry_after))
 
-    def _parse(self, data: Any, request: SampleRequest, name: str, path: str) -> SampleOutput:
+    def _parse(self, data: Any, request: SampleRequest, name: str, path: str,
+               max_tokens: int) -> SampleOutput:
         def bad(what: str) -> RlscaleError:
             return RlscaleError(f"{path} for {name}: {what}")
 
@@ -431,9 +432,8 @@ class OpenAIRollout:
                 isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")):
             raise bad("the answer has no usage.prompt_tokens / usage.completion_tokens")
         n_completion = usage["completion_tokens"]
-        if n_completion > self.params.max_tokens:
-            raise bad(f"{n_completion} completion tokens with max_tokens "
-                      f"{self.params.max_tokens}")
+        if n_completion > max_tokens:
+            raise bad(f"{n_completion} completion tokens with max_tokens {max_tokens}")
         logprobs = _choice_logprobs(choice, path) if self.logprobs else None
         if self.logprobs and logprobs is None:
             raise bad("the server returned no log-probs (--logprobs)")
