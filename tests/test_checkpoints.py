@@ -5,7 +5,6 @@ long, and broken checkpoints or inputs fail in one line before any model is load
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 from rlscale.core.sampling import check_prompt_chars, longest_token_chars
 from rlscale.engines import train
 from rlscale.engines.train import CheckpointLock, PolicyTrainer, TrainConfig
-from tests.conftest import REPO, jsonl, run_cli, run_inprocess
+from tests.conftest import REPO, CliResult, jsonl, run_cli, run_inprocess
 from tests.test_grpo_step import make_records, to_samples
 
 
@@ -190,7 +189,7 @@ def test_two_overlapping_steps_never_both_succeed(tiny_checkpoint, tokenizer, tm
     assert second.stderr.strip() == (
         f"rlscale grpo-step: --out {ckpt}: another grpo-step (pid {first.pid}) is updating "
         "this checkpoint; not training on rollouts of the weights it is replacing")
-    assert [json.loads(line)["step"] for line in out.decode().split("\n") if line] == [1]
+    assert [r["step"] for r in CliResult(0, out.decode(), "").records] == [1]
     assert train.read_trainer_state(str(ckpt))["step"] == 1
 
 

@@ -209,11 +209,8 @@ def command(
         from rlscale.engines.train import (
             RECORD_OPTIONAL,
             CheckpointLock,
-            PolicyTrainer,
             check_checkpoint_dir,
-            check_group_count,
             check_output_dir,
-            sample_from_record,
         )
 
         started = time.perf_counter()
@@ -223,53 +220,64 @@ def command(
             check_checkpoint_dir(ref, "--ref")
         # -o is opened and the checkpoint locked before anything is read or loaded: path and
         # overlap errors come first, and the lock is held until the new checkpoint is published
-        with RecordWriter(output) as writer, CheckpointLock(out) as lock, \
-                open_rejects(rejects, skip_invalid) as rejects_file:
-            for path in lock.removed:
-                say(f"rlscale grpo-step: removed {path} (left by an interrupted save)", quiet)
-            reader = RecordReader(inputs, required={"prompt_id": "str|number",
-                                                    "reward": "number"},
-                                  optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
-                                  rejects=rejects_file)
-            raw = list(progress(reader, description="reading", quiet=quiet))
-            if not raw:  # empty input is valid: no step, no output, checkpoints untouched
-                writer.close(ok=False)
-                report_skipped(NAME, reader.n_skipped, rejects, quiet)
-                say("rlscale grpo-step: no records on input: no step taken", quiet)
-                return
-            check_group_count(len({r["prompt_id"] for r, _ in raw}), mini_batches)
-            say(f"rlscale grpo-step: loading {policy}", quiet)
-            try:
-                trainer = PolicyTrainer(policy, ref, config, device=device, precision=precision,
-                                        gradient_checkpointing=gradient_checkpointing)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            kept, seen = [], {}
-            for record, where in raw:
-                key = (record["prompt_id"], record.get("sample_idx"))
-                if key[1] is not None and key in seen:
-                    reader.invalid(where, f"duplicate sample prompt_id={record['prompt_id']!r} "
-                                   f"sample_idx={key[1]} (first at line {seen[key]})")
-                    continue
-                try:
-                    ids = sample_from_record(record, trainer.tokenizer, trainer.vocab_size,
-                                             chat_template=chat_template,
-                                             context_length=trainer.context_length)
-                except ValueError as exc:
-                    reader.invalid(where, str(exc))
-                    continue
-                seen[key] = where.line
-                kept.append((record, where, ids))
-            if not kept:
-                raise RlscaleError("no valid records on input")
-            check_group_count(len({r["prompt_id"] for r, _, _ in kept}), mini_batches,
-                              after_skipping=True)
-            record = _step(trainer, kept, config, lock)
-            record["wall_s"] = time.perf_counter() - started
-            writer.write(record)
+        try:
+            with RecordWriter(output, tool=NAME, inputs=inputs) as writer, \
+                    CheckpointLock(out) as lock, \
+                    open_rejects(rejects, skip_invalid) as rejects_file:
+                for path in lock.removed:
+                    say(f"rlscale grpo-step: removed {path} (left by an interrupted save)", quiet)
+                reader = RecordReader(inputs, required={"prompt_id": "str|number",
+                                                        "reward": "number"},
+                                      optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
+                                      rejects=rejects_file)
+                raw = list(progress(reader, description="reading", quiet=quiet))
+                reader.require_complete("no step was taken")  # before the model is loaded
+                writer.follow(reader)
+                if not raw:
+                    raise _NoStep  # leaves the writer unpublished: no output file
+                record = _read_and_step(raw, reader, lock, config)
+                record["wall_s"] = time.perf_counter() - started
+                writer.write(record)
+        except _NoStep:  # empty input is valid: no step, no output, checkpoints untouched
+            report_skipped(NAME, reader.n_skipped, rejects, quiet)
+            say("rlscale grpo-step: no records on input: no step taken", quiet)
+            return
         report_skipped(NAME, reader.n_skipped, rejects, quiet)
         say(f"rlscale grpo-step: step {record['step']}: loss {record['loss']:.5g}, reward "
             f"{record['reward_mean']:.4g}, {record['wall_s']:.1f} s -> {out}", quiet)
+
+    def _read_and_step(raw, reader, lock, config) -> dict[str, Any]:
+        """Tokenise the records with the loaded policy, then take the step."""
+        from rlscale.engines.train import PolicyTrainer, check_group_count, sample_from_record
+
+        check_group_count(len({r["prompt_id"] for r, _ in raw}), mini_batches)
+        say(f"rlscale grpo-step: loading {policy}", quiet)
+        try:
+            trainer = PolicyTrainer(policy, ref, config, device=device, precision=precision,
+                                    gradient_checkpointing=gradient_checkpointing)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        kept, seen = [], {}
+        for record, where in raw:
+            key = (record["prompt_id"], record.get("sample_idx"))
+            if key[1] is not None and key in seen:
+                reader.invalid(where, f"duplicate sample prompt_id={record['prompt_id']!r} "
+                               f"sample_idx={key[1]} (first at line {seen[key]})")
+                continue
+            try:
+                ids = sample_from_record(record, trainer.tokenizer, trainer.vocab_size,
+                                         chat_template=chat_template,
+                                         context_length=trainer.context_length)
+            except ValueError as exc:
+                reader.invalid(where, str(exc))
+                continue
+            seen[key] = where.line
+            kept.append((record, where, ids))
+        if not kept:
+            raise RlscaleError("no valid records on input")
+        check_group_count(len({r["prompt_id"] for r, _, _ in kept}), mini_batches,
+                          after_skipping=True)
+        return _step(trainer, kept, config, lock)
 
     def _step(trainer, kept, config, lock) -> dict[str, Any]:
         """Advantages, the update and the save of one step; returns the metrics record."""
@@ -335,6 +343,10 @@ def command(
         return record
 
     handle_errors(NAME, debug, body, quiet=quiet)
+
+
+class _NoStep(Exception):
+    """Raised inside the step's ``with`` block on empty input: nothing is published."""
 
 
 def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quiet: bool) -> None:
