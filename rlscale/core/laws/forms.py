@@ -502,7 +502,7 @@ def sigmoid_law() -> Law:
             Param("B", 0.05, 20.0, grid=(0.5, 1.0, 2.0, 4.0), per_group=True,
                   doc="scaling exponent (compute efficiency)"),
             Param("C_mid", lambda s: s.x_min / 1e3, lambda s: s.x_max * 1e3, per_group=True,
-                  log_scale=True, default=1.0, doc="compute at half of the gain"),
+                  log_scale=True, default=1.0, x_scale=True, doc="compute at half of the gain"),
         ),
         predict=predict,
         profile=profile,
