@@ -105,3 +105,15 @@ def test_decomposition_on_all_steps_says_which_d0_the_data_cannot_fix():
     strict = run_inprocess(["fit", "--example", "paper-base", "--law", "decomposition", "--x",
                             "E", "--strict"])
     assert strict.exit_code == 1 and "--strict:" in strict.stderr
+
+
+def test_plan_over_model_sizes_finds_the_papers_32b_72b_crossover():
+    # "under equal compute the 32B model beats 72B early on" (Tan et al. 2025, §3)
+    result = run_inprocess(["fit", "--example", "paper-base", "--plan", "--law", "saturating",
+                            "--space", "linear", "--budget-range", "1e18:3e20", "-q"])
+    assert result.exit_code == 0, result.stderr
+    [out] = result.records
+    assert out["best_at_range_start"] == "32000000000"
+    [cross] = out["crossovers"]
+    assert (cross["from"], cross["to"]) == ("32000000000", "72000000000")
+    assert 1e19 < cross["budget"] < 3e19
