@@ -31,7 +31,17 @@ class CliResult:
     @property
     def records(self) -> list[dict]:
         # split on "\n" only: str.splitlines() also splits inside JSON strings at \x85, \u2028...
-        return [orjson.loads(line) for line in self.stdout.split("\n") if line.strip()]
+        # The end-of-stream record is not data (every rlscale reader drops it too).
+        return [orjson.loads(line) for line in self.stdout.split("\n")
+                if line.strip() and not line.startswith('{"rlscale_end"')]
+
+    @property
+    def end_record(self) -> dict | None:
+        """The output's end-of-stream record ({"tool":..., "records": N}), if it has one."""
+        lines = [line for line in self.stdout.split("\n") if line.strip()]
+        if lines and lines[-1].startswith('{"rlscale_end"'):
+            return orjson.loads(lines[-1])["rlscale_end"]
+        return None
 
 
 def run_cli(args: list[str], input: str | bytes | None = None, env: dict | None = None,

@@ -92,7 +92,9 @@ def test_count_extra_passes():
 
 
 def test_prompts_per_step_from_option_record_or_default():
-    records = [{"step": 1, "n_tokens": 10, "n_prompts": 64}, {"step": 2, "n_tokens": 10}]
+    # n_groups is grpo-step's prompts per step; n_prompts (eval's held-out size) is ignored
+    records = [{"step": 1, "n_tokens": 10, "n_groups": 64, "n_prompts": 500},
+               {"step": 2, "n_tokens": 10, "n_prompts": 500}]
     result = run_cli(["flops", "--n-params", "1"], input=jsonl(records))
     assert [r["D"] for r in result.records] == [64, 64 + 512]
     result = run_cli(["flops", "--n-params", "1", "--prompts-per-step", "100"], input=jsonl(records))
@@ -346,7 +348,7 @@ odd_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 10**6), st.text
 
 @given(st.lists(st.fixed_dictionaries({}, optional={
     "n_tokens": odd_values, "step": odd_values, "run_id": odd_values, "N": odd_values,
-    "n_prompts": odd_values}), max_size=6), st.binary(max_size=20))
+    "n_groups": odd_values}), max_size=6), st.binary(max_size=20))
 def test_flops_never_crashes_on_odd_input(records, junk):
     text = jsonl(records).encode() + junk
     for args in (["flops"], ["flops", "--n-params", "1e9", "--skip-invalid"]):

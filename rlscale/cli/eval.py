@@ -87,7 +87,7 @@ def command(
         import numpy as np
 
         from rlscale.core.evaluation import PromptTally, group_key, group_seed, summarize
-        from rlscale.core.jsonl import MISSING, RecordReader, RecordWriter, get_path
+        from rlscale.core.jsonl import MISSING, RecordReader, RecordWriter, get_path, refuse_overlap
 
         group_fields = parse_csv_list(by, "--by")
         constants = parse_assignments(set_fields, "--set")
@@ -101,6 +101,7 @@ def command(
         if not math.isfinite(threshold):
             raise UsageError(f"--threshold must be a finite number, got {threshold}")
 
+        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
         warn_if_waiting_on_tty(inputs, quiet)
         groups: dict[tuple, tuple[list[Any], dict[Any, PromptTally]]] = {}
         non_binary = 0
@@ -146,13 +147,18 @@ def command(
                         marker = (key, prompt_key, sample)
                         duplicates += marker in seen_samples
                         seen_samples.add(marker)
+        reader.require_complete("no test loss was computed")
 
         null_k: dict[int, list[int]] = {}
         meta = run_meta(seed, bootstrap=bootstrap, threshold=threshold)
-        with RecordWriter(output) as writer:
+        with RecordWriter(output, tool=NAME, source=reader) as writer:
             for key, (values, tallies) in groups.items():
                 rng = np.random.default_rng(group_seed(seed, key)) if bootstrap else None
                 stats = summarize(tallies.values(), ks, bootstrap, rng)
+                clash = sorted(constants.keys() & {*stats, *group_fields, *meta})
+                if clash:  # checked before the first record is written
+                    raise UsageError(f"--set {clash[0]}: eval computes this field itself; "
+                                     "choose another name")
                 out = {**constants, **dict(zip(group_fields, values, strict=True))}
                 out.update(stats)
                 for name, value in meta.items():

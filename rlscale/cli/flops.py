@@ -61,7 +61,9 @@ NDefOpt = Annotated[str, typer.Option(
     "from --model.")]
 PromptsOpt = Annotated[float | None, typer.Option(
     "--prompts-per-step", metavar="P",
-    help="Prompts per step for D. Default: the record's n_prompts field, else 512 (the paper).")]
+    help="Training prompts per step for D. Default: the record's n_groups field (grpo-step's "
+    "prompts in the step), else 512 (the paper). A record's n_prompts (eval's held-out set "
+    "size) is never used.")]
 CountOpt = Annotated[str | None, typer.Option(
     "--count", metavar="PASSES",
     help="Also count extra forward passes, 2*N*n_tokens each: rollout, reference, old-logprob "
@@ -203,13 +205,14 @@ def command(
                              "from --model, so drop one of them")
         # --model without input files: a parameter report (one record); '-' reads stdin instead.
         if model is not None and not inputs and not from_verl_log:
-            with RecordWriter(output) as writer:
+            with RecordWriter(output, tool=NAME) as writer:
                 writer.write(_param_summary(model))
             return
 
         fixed_n, n_source = _fixed_n(n_def, n_params, model)
         accumulator = StepAccumulator(extra)
-        with RecordWriter(output) as final_writer:
+        with RecordWriter(output, tool=NAME, inputs=[*(inputs or []), *(from_verl_log or [])]) \
+                as final_writer:
             writer = _PhiBuffer(run if not from_verl_log else "run_id") if phi else final_writer
             if from_verl_log:
                 if fixed_n is None:
@@ -219,7 +222,7 @@ def command(
                                        skip_invalid, rejects, quiet)
             else:
                 n_skipped = _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step,
-                                          run, skip_invalid, rejects, quiet)
+                                          run, skip_invalid, rejects, quiet, final_writer.follow)
             if phi:
                 writer.write_to(final_writer, quiet)
         _report(accumulator, fixed_n, n_source, extra, quiet)
@@ -229,15 +232,17 @@ def command(
 
 
 def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, skip_invalid,
-                  rejects, quiet) -> int:
+                  rejects, quiet, follow) -> int:
     from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
     from rlscale.core.jsonl import RecordReader
 
     warn_if_waiting_on_tty(inputs, quiet)
-    optional = {"step": "number", "n_prompts": "number", "N": "number"}
+    optional = {"step": "number", "n_groups": "number", "N": "number"}
+
     with open_rejects(rejects, skip_invalid) as rejects_file:
         reader = RecordReader(inputs, required={"n_tokens": "number"}, optional=optional,
                               skip_invalid=skip_invalid, rejects=rejects_file)
+        follow(reader)  # no end record unless the input was complete
         for record, where in progress(reader, description="flops", quiet=quiet):
             n_tokens = record["n_tokens"]
             if n_tokens < 0:
@@ -257,13 +262,14 @@ def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, s
                 if n <= 0:
                     reader.invalid(where, f"field 'N' must be > 0, got {n}")
                     continue
+            # training prompts per step: never eval's n_prompts (the held-out set's size)
             prompts = prompts_per_step
             if prompts is None:
-                prompts = record.get("n_prompts")
+                prompts = record.get("n_groups")
                 if prompts is None:
                     prompts = PAPER_PROMPTS_PER_STEP
                 elif prompts < 0:
-                    reader.invalid(where, f"field 'n_prompts' must be >= 0, got {prompts}")
+                    reader.invalid(where, f"field 'n_groups' must be >= 0, got {prompts}")
                     continue
             run_key = _run_key(record.get(run))
             try:

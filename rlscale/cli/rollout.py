@@ -215,7 +215,7 @@ def command(
                 problems, engine, params, model=model, keep_token_ids=keep_ids,
                 batch_size=batch_size or DEFAULT_BATCH[chosen], extra=extra)
             try:
-                with _open_writer(output, append=resume) as writer:
+                with _open_writer(output, append=resume, source=reader) as writer:
                     for record in progress(records, description="sampling", quiet=quiet):
                         writer.write(record)
                         n_samples += 1
@@ -370,26 +370,38 @@ def drop_partial_last_line(path: str) -> int:
 
 
 class _AppendWriter:
-    """Appends records to a file and flushes each one, so an interrupted run keeps them."""
+    """Appends records to a file and flushes each one, so an interrupted run keeps them.
 
-    def __init__(self, path: str):
-        from rlscale.core.jsonl import dumps
+    On success it ends the file with the end-of-stream record, counting the records since the
+    file's last one (the earlier, interrupted runs' samples are part of this batch).
+    """
+
+    def __init__(self, path: str, source=None):
+        from rlscale.core.jsonl import dumps, records_since_end
 
         self._dumps = dumps
+        self._source = source
+        self._count = records_since_end(path) if os.path.exists(path) else 0
         self._handle: IO[bytes] = open(path, "ab")
 
     def write(self, record) -> None:
         self._handle.write(self._dumps(record))
         self._handle.flush()
+        self._count += 1
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        from rlscale.core.jsonl import END_KEY, end_records_enabled
+
+        if exc_type is None and self._count and end_records_enabled() and not (
+                self._source is not None and self._source.problems):
+            self._handle.write(self._dumps({END_KEY: {"tool": NAME, "records": self._count}}))
         self._handle.close()
 
 
-def _open_writer(output: str | None, *, append: bool):
+def _open_writer(output: str | None, *, append: bool, source=None):
     from rlscale.core.jsonl import RecordWriter
 
     if append and output not in (None, "-"):
@@ -398,6 +410,6 @@ def _open_writer(output: str | None, *, append: bool):
             from rlscale.core.errors import RlscaleError
 
             raise RlscaleError(f"{output}: directory {directory} does not exist")
-        return _AppendWriter(output)
-    return RecordWriter(output)
+        return _AppendWriter(output, source)
+    return RecordWriter(output, tool=NAME, source=source)
 

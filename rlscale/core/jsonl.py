@@ -7,25 +7,52 @@ skipped. Records are plain dicts; subcommands add their own fields and pass ever
 through unchanged.
 
 Writing goes to stdout (flushed per record when it is a pipe, so downstream stages see records
-as they are produced) or to a file written atomically (temp file + rename).
+as they are produced) or to a file written atomically (temp file + rename, see
+:class:`AtomicFile`, the one atomic writer of the project; ``.gz`` outputs are gzip).
+
+Whole-batch semantics: a command that finishes successfully ends its output with one
+end-of-stream record ``{"rlscale_end": {"tool": ..., "records": N}}`` (only if its own input was
+complete). Every reader recognises it, checks the count, and never yields it as data; a stream
+of rlscale samples (records with a ``sampling`` object) that stops without one, or whose count
+does not match, is *incomplete*, and batch consumers refuse it (:meth:`RecordReader.require_complete`).
+``RLSCALE_END_RECORD=0`` turns the mechanism off (nothing written, nothing required).
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import math
 import os
+import re
+import secrets
+import signal
 import stat
 import sys
-import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import orjson
 
-from rlscale.core.errors import RecordError, RlscaleError
+from rlscale.core.errors import RecordError, RlscaleError, UsageError
 
 STDIN = "-"
+
+END_KEY = "rlscale_end"
+_END_PREFIX = b'{"' + END_KEY.encode() + b'"'
+END_ENV = "RLSCALE_END_RECORD"
+# orjson reads an integer above 2**64 as a float; a line holding a float that large is re-read by
+# the standard library, which keeps every integer exact (a real float like 1e21 stays a float).
+_BIG = 2.0**64
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def end_records_enabled() -> bool:
+    """Whether end-of-stream records are written and required (``RLSCALE_END_RECORD=0``: no)."""
+    return os.environ.get(END_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
+
 
 # Field kinds accepted by check_fields. "number" means int or float (not bool) and finite.
 FIELD_KINDS = ("str", "number", "int", "bool", "list", "dict", "any", "str|number")
@@ -137,9 +164,22 @@ def finite_number(record: Mapping[str, Any], name: str) -> float:
     return float(record[name])
 
 
+def _gzip_stdin(handle: IO[bytes]) -> IO[bytes]:
+    """stdin, decompressed when it starts with the gzip magic bytes."""
+    if hasattr(handle, "peek"):
+        head = handle.peek(2)[:2]
+    elif handle.seekable():
+        start = handle.tell()
+        head = handle.read(2)
+        handle.seek(start)
+    else:
+        return handle
+    return gzip.GzipFile(fileobj=handle, mode="rb") if head == _GZIP_MAGIC else handle
+
+
 def _open_binary(path: str) -> IO[bytes]:
     if path == STDIN:
-        return sys.stdin.buffer
+        return _gzip_stdin(sys.stdin.buffer)
     try:
         if path.endswith(".gz"):
             return gzip.open(path, "rb")
@@ -158,10 +198,28 @@ def _looks_tabular(path: str) -> bool:
     return name.endswith((".csv", ".tsv", ".tab", ".parquet", ".pq"))
 
 
+def _holds_big_float(record: dict[str, Any]) -> bool:
+    """Whether a field (or a field of an object field) is a float of magnitude >= 2**64.
+
+    Runs on every line, so it is kept to one pass over the fields; numbers inside arrays (token
+    ids, logprobs) are not looked at: ids and answers are fields, not array elements.
+    """
+    for value in record.values():
+        kind = type(value)
+        if kind is float:
+            if not -_BIG < value < _BIG:
+                return True
+        elif kind is dict and _holds_big_float(value):
+            return True
+    return False
+
+
 def parse_line(raw: bytes) -> dict[str, Any]:
     """Parse one JSONL line into a dict; raise ValueError with a user-facing message."""
     try:
         value = orjson.loads(raw)
+        if type(value) is dict and _holds_big_float(value):
+            value = json.loads(raw)
     except orjson.JSONDecodeError as exc:
         if b"NaN" in raw or b"Infinity" in raw:
             raise ValueError("invalid JSON: NaN/Infinity are not JSON numbers "
@@ -205,6 +263,8 @@ class RecordReader:
         self.rejects = rejects
         self.n_skipped = 0
         self.n_read = 0
+        self.n_end_records = 0
+        self.problems: list[str] = []  # why the input is incomplete, filled while reading
 
     def invalid(self, where: Where, message: str) -> None:
         """Report a bad record: raise RecordError, or count and skip it when skip_invalid."""
@@ -222,11 +282,17 @@ class RecordReader:
                 yield from self._table(path, source, checked)
                 continue
             handle = _open_binary(path)
+            # a segment is the run of data lines since the source's start or its last end record
+            segment, from_rlscale, ends = 0, False, 0
             try:
                 for line_no, raw in enumerate(handle, 1):
                     if not raw.strip():
                         continue  # blank lines (and a trailing newline) are not records
                     where = Where(source, line_no, raw)
+                    if raw.startswith(_END_PREFIX) and self._end_record(raw, where, segment):
+                        segment, from_rlscale, ends = 0, False, ends + 1
+                        continue
+                    segment += 1
                     try:
                         record = parse_line(raw)
                         if checked:
@@ -234,6 +300,8 @@ class RecordReader:
                     except ValueError as exc:
                         self.invalid(where, str(exc))
                         continue
+                    if not from_rlscale and type(record.get("sampling")) is dict:
+                        from_rlscale = True  # rlscale rollouts echo their sampling settings
                     self.n_read += 1
                     yield record, where
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -243,6 +311,12 @@ class RecordReader:
             finally:
                 if handle is not sys.stdin.buffer:
                     handle.close()
+            if segment and (from_rlscale or ends):
+                self.problems.append(
+                    f"{source} ends after {segment} record(s) without the end-of-stream record "
+                    "rlscale writes on success (a stage before failed or was stopped, or the "
+                    "stream was cut, e.g. by head)")
+            self.n_end_records += ends
 
     def _table(self, path: str, source: str, checked: bool) -> Iterator[tuple[dict, Where]]:
         from rlscale.core.tables import table_format, table_rows
@@ -258,6 +332,40 @@ class RecordReader:
             self.n_read += 1
             yield record, where
 
+    def _end_record(self, raw: bytes, where: Where, segment: int) -> bool:
+        """Check an end-of-stream line against the segment it closes; False if it is data."""
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return False
+        if type(value) is not dict or len(value) != 1:
+            return False
+        end = value.get(END_KEY)
+        if end is None:
+            return False
+        count = end.get("records") if type(end) is dict else None
+        if type(count) is not int or count < 0:
+            self.problems.append(f"{where}: malformed end-of-stream record")
+        elif count != segment:
+            tool = end.get("tool", "?")
+            self.problems.append(
+                f"{where}: rlscale {tool} wrote {count} record(s) but {segment} arrived (lines "
+                "were lost or added on the way, e.g. by a filter)")
+        return True
+
+    @property
+    def complete(self) -> bool:
+        """After reading everything: no input was cut short (see the module docstring)."""
+        return not self.problems
+
+    def require_complete(self, consequence: str) -> None:
+        """Refuse an incomplete batch: raise RlscaleError naming what is missing.
+
+        Call after reading all input and before acting on it (loading a model, writing).
+        """
+        if self.problems and end_records_enabled():
+            raise RlscaleError(f"incomplete input: {self.problems[0]}: {consequence}")
+
     def records(self) -> Iterator[dict[str, Any]]:
         """Just the records, for callers that do not need locations."""
         for record, _ in self:
@@ -270,9 +378,200 @@ def read_records(inputs: Iterable[str] | None = None, **kwargs: Any) -> list[dic
 
 
 def dumps(record: Mapping[str, Any]) -> bytes:
-    """Serialise one record as a JSON line (NaN/Inf become null, numpy types are accepted)."""
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-                        | orjson.OPT_NON_STR_KEYS)
+    """Serialise one record as a JSON line (NaN/Inf become null, numpy types are accepted;
+    integers beyond 64 bits, which orjson cannot hold, are written exactly)."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+                            | orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return json.dumps(_plain(record), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode() + b"\n"
+
+
+def _plain(value: Any) -> Any:
+    """A value the standard json module writes as orjson would (the rare big-integer path)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _plain(value.tolist())
+    return value
+
+
+# --- the one atomic file writer ----------------------------------------------------------------
+
+_LIVE_TEMPS: set[str] = set()  # temp files of this process, removed on SIGTERM
+_SIGTERM_LOCK = threading.Lock()
+_sigterm_installed = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    for path in list(_LIVE_TEMPS):
+        with _suppress_oserror():
+            os.unlink(path)
+    _LIVE_TEMPS.clear()
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)  # die of the signal, as without this handler
+
+
+_previous_sigterm: Any = None
+
+
+def _install_sigterm_cleanup() -> None:
+    """Remove this process's temp files when it is terminated (kill, timeout, a scheduler)."""
+    global _sigterm_installed, _previous_sigterm
+    with _SIGTERM_LOCK:
+        if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN:
+            return
+        _previous_sigterm = previous if callable(previous) else None
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _sigterm_installed = True
+
+
+class _suppress_oserror:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        return exc_type is not None and issubclass(exc_type, OSError)
+
+
+_TEMP_NAME = re.compile(r"\.(?P<base>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp\Z")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove temp files of ``path`` left by writers that no longer run (kill -9, power loss);
+    a live writer's temp file is kept. Returns the removed paths."""
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match and match["base"] == base and not _pid_alive(int(match["pid"])):
+            with _suppress_oserror():
+                os.unlink(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+    return removed
+
+
+class AtomicFile:
+    """A file that appears at ``path`` complete or not at all: written to a temp file in the
+    same directory, renamed over ``path`` by :meth:`commit`, removed by :meth:`abort` (and on
+    SIGTERM). The file gets the mode the umask allows, as ``open`` would give it; ``.gz`` paths
+    are gzip-compressed unless ``compress=False``.
+    """
+
+    def __init__(self, path: str, *, compress: bool | None = None):
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise RlscaleError(f"{path}: directory {directory} does not exist")
+        if os.path.isdir(path):
+            raise RlscaleError(f"{path}: is a directory, expected a file")
+        remove_stale_temps(path)
+        _install_sigterm_cleanup()
+        # the pid in the name lets a later run tell a dead writer's leftover from a live one
+        self.tmp_path = os.path.join(
+            directory, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        _LIVE_TEMPS.add(self.tmp_path)
+        self._raw = os.fdopen(fd, "wb")
+        if compress is None:
+            compress = path.endswith(".gz")
+        self.handle: IO[bytes] = (gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0,
+                                                compresslevel=6, filename="")
+                                  if compress else self._raw)
+        self.done = False
+
+    def _close(self) -> None:
+        if self.handle is not self._raw:
+            self.handle.close()
+        self._raw.close()
+
+    def commit(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._close()
+            os.replace(self.tmp_path, self.path)  # atomic on POSIX
+        except BaseException:
+            with _suppress_oserror():
+                os.unlink(self.tmp_path)
+            raise
+        finally:
+            _LIVE_TEMPS.discard(self.tmp_path)
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        with _suppress_oserror():
+            self._close()
+        with _suppress_oserror():
+            os.unlink(self.tmp_path)
+        _LIVE_TEMPS.discard(self.tmp_path)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, so readers never see half a file."""
+    with AtomicFile(path, compress=False) as out:
+        out.handle.write(data)
+
+
+def refuse_overlap(outputs: Mapping[str, str | None], inputs: Iterable[str] | None) -> None:
+    """Usage error when an output file is also an input or another output (it would be
+    replaced while it is read, or one output would overwrite the other)."""
+    seen: dict[str, str] = {}
+
+    def key(path: str) -> str:
+        return os.path.realpath(path)
+
+    for path in inputs or []:
+        if path not in (None, STDIN):
+            seen.setdefault(key(path), f"input {path}")
+    for option, path in outputs.items():
+        if path in (None, STDIN):
+            continue
+        other = seen.get(key(path))
+        if other is not None:
+            raise UsageError(f"{option} {path} is also the {other}: write to another file")
+        seen[key(path)] = f"{option} file"
 
 
 class RecordWriter:
@@ -280,29 +579,41 @@ class RecordWriter:
 
     Use as a context manager. A file output appears only when the block exits without an
     exception; until then records go to a temporary file in the same directory.
+
+    With ``tool`` set, a successful close ends the output with the end-of-stream record, unless
+    a reader given as ``source`` (or via :meth:`follow`) found its input incomplete: a stage
+    never vouches for more than it got. ``inputs`` are checked against ``output`` (see
+    :func:`refuse_overlap`).
     """
 
-    def __init__(self, output: str | None = None, *, flush_each: bool | None = None):
+    def __init__(self, output: str | None = None, *, flush_each: bool | None = None,
+                 tool: str | None = None, source: RecordReader | None = None,
+                 inputs: Iterable[str] | None = None):
         self.output = None if output in (None, STDIN) else output
+        if inputs is not None:
+            refuse_overlap({"-o": self.output}, inputs)
         self.n_written = 0
-        self._tmp_path: str | None = None
+        self.tool = tool
+        self.sources: list[Any] = [source] if source is not None else []
+        self._file: AtomicFile | None = None
+        self.closed = False
         if self.output is None:
             self._handle: IO[bytes] = sys.stdout.buffer
             if flush_each is None:
                 # flush per record when stdout is a pipe or terminal, so pipelines stream
                 try:
                     flush_each = not stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
-                except (OSError, ValueError, AttributeError):
+                except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
                     flush_each = True
         else:
-            directory = os.path.dirname(os.path.abspath(self.output))
-            if not os.path.isdir(directory):
-                raise RlscaleError(f"{self.output}: directory {directory} does not exist")
-            fd, self._tmp_path = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.output)}.", suffix=".tmp", dir=directory)
-            self._handle = os.fdopen(fd, "wb")
+            self._file = AtomicFile(self.output)
+            self._handle = self._file.handle
             flush_each = False
         self.flush_each = bool(flush_each)
+
+    def follow(self, reader: Any) -> None:
+        """Vouch for completeness only if ``reader``'s input was complete."""
+        self.sources.append(reader)
 
     def write(self, record: Mapping[str, Any]) -> None:
         self._handle.write(dumps(record))
@@ -314,17 +625,35 @@ class RecordWriter:
         for record in records:
             self.write(record)
 
+    def incomplete_reason(self) -> str | None:
+        for source in self.sources:
+            if source.problems:
+                return source.problems[0]
+        return None
+
+    def _end(self) -> None:
+        # empty output stays empty: nothing downstream can act on it anyway
+        if (self.tool is None or not self.n_written or not end_records_enabled()
+                or self.incomplete_reason()):
+            return
+        if self._file is None and _isatty(self._handle):
+            return  # a person reading a terminal needs no end record
+        self._handle.write(dumps({END_KEY: {"tool": self.tool, "records": self.n_written}}))
+
     def close(self, ok: bool = True) -> None:
-        if self._tmp_path is None:
+        if self.closed:
+            return
+        self.closed = True
+        if ok:
+            self._end()
+        if self._file is None:
             if ok:
                 self._handle.flush()
             return
-        self._handle.close()
         if ok:
-            os.replace(self._tmp_path, self.output)  # atomic on POSIX
+            self._file.commit()
         else:
-            os.unlink(self._tmp_path)
-        self._tmp_path = None
+            self._file.abort()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -333,15 +662,21 @@ class RecordWriter:
         self.close(ok=exc_type is None)
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename, so readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+def _isatty(handle: Any) -> bool:
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return bool(handle.isatty())
+    except (ValueError, AttributeError):
+        return False
+
+
+def records_since_end(path: str) -> int:
+    """How many non-blank lines follow the last end-of-stream record of a plain JSONL file
+    (what an appending writer's end record must count)."""
+    count = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if raw.startswith(_END_PREFIX):
+                count = 0
+            elif raw.strip():
+                count += 1
+    return count
