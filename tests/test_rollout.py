@@ -11,7 +11,6 @@ import pytest
 
 from rlscale.cli.app import main
 from rlscale.core.jsonl import Where
-from rlscale.engines.identity import weights_fingerprint
 from rlscale.core.sampling import (
     SampleRequest,
     SamplingParams,
@@ -20,9 +19,11 @@ from rlscale.core.sampling import (
     rollout_records,
     sample_seed,
 )
+from rlscale.engines.identity import weights_fingerprint
 from tests.conftest import jsonl, run_cli
 
 torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,8 +179,9 @@ def cli(capsys, *args):
 
 
 def read_jsonl(path):
+    """The samples of an output file (its end-of-stream record left out)."""
     with open(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle]
+        return [r for r in map(orjson.loads, handle) if "rlscale_end" not in r]
 
 
 @pytest.fixture
@@ -204,7 +206,10 @@ def test_cli_writes_atomically_and_resume_completes_an_interrupted_file(
     assert records[0]["sampling"] == {"backend": "hf", "temperature": 1.0, "top_p": 1.0,
                                       "top_k": -1, "max_tokens": 12, "chat_template": True,
                                       "lora": None,
-                                      "weights": weights_fingerprint(stop_checkpoint)}
+                                      "weights": weights_fingerprint(stop_checkpoint),
+                                      "engine": f"transformers {transformers.__version__}, "
+                                                f"torch {torch.__version__}",
+                                      "dtype": "float32", "device": "cpu"}
 
     # an interrupted run: 5 whole lines and half of the sixth
     partial = str(tmp_path / "partial.jsonl")

@@ -55,7 +55,23 @@ def fake_tokens(seed: int, prompt_ids, max_tokens: int, stop: int):
 
 
 class FakeSamplingParams:
+    """Enforces the checks of vLLM 0.33's ``SamplingParams._verify_args`` that rlscale can hit."""
+
     def __init__(self, **kwargs):
+        n, t = kwargs.get("n", 1), kwargs.get("temperature", 1.0)
+        if not 0 <= t <= 2:
+            raise ValueError(f"temperature must be in [0, 2], got {t}.")
+        if t < 1e-5 and n > 1:
+            raise ValueError(f"n must be 1 when using greedy sampling, got {n}.")
+        if not 0 < kwargs.get("top_p", 1.0) <= 1:
+            raise ValueError("top_p must be in (0, 1].")
+        if kwargs.get("top_k", -1) < -1:
+            raise ValueError("top_k must be -1 (disable) or at least 1.")
+        if kwargs.get("max_tokens", 16) < 1:
+            raise ValueError("max_tokens must be at least 1.")
+        logprobs = kwargs.get("logprobs")
+        if logprobs is not None and logprobs < 0:
+            raise ValueError("logprobs must be non-negative.")
         self.kwargs = kwargs
 
 
@@ -63,6 +79,13 @@ class FakeLLM:
     instances: list[FakeLLM] = []
 
     def __init__(self, **kwargs):
+        # what vLLM 0.33's engine start-up refuses, or what rlscale must never leave implicit
+        if not 0 <= kwargs.get("seed", 0) < 2**32:
+            raise ValueError("Seed must be between 0 and 2**32 - 1")  # np.random.seed
+        if kwargs.get("logprobs_mode", "raw_logprobs") not in (
+                "raw_logprobs", "raw_logits", "processed_logprobs", "processed_logits"):
+            raise ValueError(f"invalid logprobs_mode {kwargs['logprobs_mode']}")
+        assert kwargs["dtype"] != "auto", "vLLM's auto would turn fp32 into bf16"
         self.kwargs = kwargs
         self.calls = []
         self.finish_override = None
@@ -80,8 +103,9 @@ class FakeLLM:
                 ids, reason = fake_tokens(kw["seed"] + i, prompt["prompt_token_ids"],
                                           kw["max_tokens"], stop)
                 logprobs = None
-                if kw.get("logprobs") == 0:  # vLLM: the sampled token's entry only
-                    logprobs = [{t: SimpleNamespace(logprob=-t / 100.0)} for t in ids]
+                if kw.get("logprobs") is not None:  # the sampled token's entry plus the top-k
+                    logprobs = [{t: SimpleNamespace(logprob=-t / 100.0),
+                                 999: SimpleNamespace(logprob=-0.001)} for t in ids]
                 outputs.append(SimpleNamespace(index=i, token_ids=ids,
                                                finish_reason=self.finish_override or reason,
                                                text="<not used: detokenize=False>",
@@ -276,8 +300,10 @@ def test_cli_hands_its_flags_to_vllm(monkeypatch, capsys, tiny_checkpoint, adapt
     [(_, sampling, lora_request, _)] = llm.calls
     assert [s.kwargs["n"] for s in sampling] == [2, 2, 2]
     assert lora_request.args[2] == os.path.abspath(adapter)
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = [json.loads(line) for line in out.read_text().split("\n") if line]
+    records = [r for r in records if "rlscale_end" not in r]
     assert len(records) == 6 and records[0]["sampling"]["backend"] == "vllm"
+    assert records[0]["sampling"]["engine"] == "vllm unknown"  # the fake has no version
     assert records[0]["sampling"]["lora"] == adapter
     assert err.startswith("rlscale rollout: 3 problems, 6 samples, ") and "vllm)" in err
 
@@ -292,7 +318,8 @@ def test_logprobs_are_requested_and_read_back(tiny_checkpoint, tokenizer):
     params = SamplingParams(n=2, max_tokens=6, seed=0)
     engine = make(tiny_checkpoint, tokenizer, params, logprobs=True)
     records = rollout(engine, params)
-    assert all(s.kwargs["logprobs"] == 0 for s in engine.llm.calls[0][1])
+    assert all(s.kwargs["logprobs"] == 1 for s in engine.llm.calls[0][1])
+    assert engine.llm.kwargs["logprobs_mode"] == "raw_logprobs"
     for record in records:
         assert record["old_logprobs"] == [-t / 100.0 for t in record["completion_ids"]]
     plain = make(tiny_checkpoint, tokenizer, params)
@@ -300,12 +327,72 @@ def test_logprobs_are_requested_and_read_back(tiny_checkpoint, tokenizer):
     assert "logprobs" not in plain.llm.calls[0][1][0].kwargs
 
 
-def test_logprobs_with_vllm_need_temperature_one(tiny_checkpoint, tokenizer):
+def test_logprobs_mode_is_pinned_to_what_old_logprobs_means(tiny_checkpoint, tokenizer):
     from rlscale.core.errors import UsageError
 
-    with pytest.raises(UsageError, match="--logprobs with --backend vllm needs --temperature 1"):
-        make(tiny_checkpoint, tokenizer, SamplingParams(temperature=0.7), logprobs=True)
-    make(tiny_checkpoint, tokenizer, SamplingParams(temperature=0.0), logprobs=True)
+    with pytest.raises(UsageError, match="--logprobs with --backend vllm needs --temperature 1, "
+                       "or --top-k -1 and --top-p 1"):
+        make(tiny_checkpoint, tokenizer, SamplingParams(temperature=0.7, top_p=0.9),
+             logprobs=True)
+    modes = {(t, k, p): make(tiny_checkpoint, tokenizer, SamplingParams(temperature=t, top_k=k,
+                                                                        top_p=p),
+                             logprobs=True).llm.kwargs["logprobs_mode"]
+             for t, k, p in [(0.0, -1, 1.0), (1.0, 20, 0.9), (0.7, -1, 1.0)]}
+    # raw = log softmax(logits): right at T = 1 (and greedy, T = 1 by LOGPROBS_DOC) even with
+    # truncation; processed = after temperature and truncation: right when nothing is truncated
+    assert modes == {(0.0, -1, 1.0): "raw_logprobs", (1.0, 20, 0.9): "raw_logprobs",
+                     (0.7, -1, 1.0): "processed_logprobs"}
+    assert "logprobs_mode" not in make(tiny_checkpoint, tokenizer, SamplingParams()).llm.kwargs
+
+
+def test_greedy_draws_one_sample_per_prompt_and_copies_it(tiny_checkpoint, tokenizer):
+    params = SamplingParams(n=3, temperature=0.0, max_tokens=6, seed=1)
+    engine = make(tiny_checkpoint, tokenizer, params)
+    records = rollout(engine, params, batch_size=3)
+    [(_, sampling, _, _)] = engine.llm.calls
+    assert [s.kwargs["n"] for s in sampling] == [1, 1, 1]  # vLLM rejects greedy n > 1
+    for pid in ("a", "b", 7):
+        group = [r for r in records if r["prompt_id"] == pid]
+        assert [r["sample_idx"] for r in group] == [0, 1, 2]
+        assert len({tuple(r["completion_ids"]) for r in group}) == 1
+
+
+def test_what_vllm_rejects_is_refused_up_front(tiny_checkpoint, tokenizer):
+    from rlscale.core.errors import UsageError
+    from rlscale.engines.vllm_rollout import check_version
+
+    with pytest.raises(UsageError, match=r"--temperature 2.5: vLLM accepts at most 2; use "):
+        make(tiny_checkpoint, tokenizer, SamplingParams(temperature=2.5))
+    with pytest.raises(UsageError, match="vLLM decodes greedily below 1e-05"):
+        make(tiny_checkpoint, tokenizer, SamplingParams(temperature=1e-6))
+    big = make(tiny_checkpoint, tokenizer, SamplingParams(seed=2**40 + 5, n=2, max_tokens=4))
+    assert big.llm.kwargs["seed"] == 5  # the engine seed; per-request seeds keep all 62 bits
+    big.generate([SampleRequest((1, 2), 0, 2**61), SampleRequest((1, 2), 1, 2**61 + 1)])
+    assert big.llm.calls[0][1][0].kwargs["seed"] == 2**61
+    for old in ("0.6.4", "0.10.2"):
+        with pytest.raises(RlscaleError, match=f"vLLM {old} is older than 0.11"):
+            check_version(old)
+    check_version("0.11.0"), check_version("0.33.1"), check_version("0.12.0rc1")
+
+
+def test_dtype_is_the_checkpoints_and_records_say_how_they_were_made(
+        tiny_checkpoint, tokenizer, monkeypatch):
+    from rlscale.engines.hf_rollout import checkpoint_dtype
+
+    with open(os.path.join(tiny_checkpoint, "config.json")) as handle:
+        config = json.load(handle)
+    saved = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    engine = make(tiny_checkpoint, tokenizer, SamplingParams(n=1, max_tokens=3))
+    assert engine.llm.kwargs["dtype"] == checkpoint_dtype(tiny_checkpoint) == saved
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    FAKE_VLLM.version = "0.33.0"
+    try:
+        assert make(tiny_checkpoint, tokenizer, SamplingParams(n=1)).describe() == {
+            "engine": "vllm 0.33.0", "dtype": saved, "batch_invariant": True,
+            "v1_multiprocessing": False}
+    finally:
+        del FAKE_VLLM.version
 
 
 def test_missing_logprob_entry_is_an_error():

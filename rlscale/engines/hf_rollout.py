@@ -114,6 +114,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def checkpoint_dtype(model: str, dtype: str = "auto") -> str:
+    """``--dtype`` made explicit, the same for every backend: ``auto`` is the checkpoint's own
+    (``config.json``'s ``torch_dtype``/``dtype``; float32 when it names none, as transformers).
+
+    vLLM's own ``auto`` would serve an fp32 checkpoint in bf16 while transformers keeps fp32, so
+    both backends get this name instead.
+    """
+    import json
+
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    try:
+        with open(os.path.join(model, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return "float32"
+    named = config.get("dtype") or config.get("torch_dtype") if isinstance(config, dict) else None
+    named = str(named).removeprefix("torch.") if named else "float32"
+    return named if named in DTYPES[1:] else "float32"
+
+
 def resolve_dtype(dtype: str):
     import torch
 
@@ -241,8 +267,10 @@ class HfRollout(TokenizedEngine):
         self.encoder = PromptEncoder(self.tokenizer, chat_template=chat_template, model=model)
         self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
         self.device = torch.device(resolve_device(device))
+        self.dtype = checkpoint_dtype(model, dtype)
         try:
-            net = AutoModelForCausalLM.from_pretrained(model, **dtype_kwarg(resolve_dtype(dtype)))
+            net = AutoModelForCausalLM.from_pretrained(
+                model, **dtype_kwarg(resolve_dtype(self.dtype)))
         except (OSError, ValueError) as exc:
             raise RlscaleError(f"--model {model}: cannot load the model: "
                                f"{str(exc).splitlines()[0]}") from None
@@ -256,6 +284,15 @@ class HfRollout(TokenizedEngine):
             eos_token_id=list(self._stop_ids), pad_token_id=self.pad_id,
             bos_token_id=self.tokenizer.bos_token_id)
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
+
+    def describe(self) -> dict[str, Any]:
+        """Engine facts for each record's ``sampling``: a sample depends on its prompt and seed
+        (and these versions, device and dtype), not on its batch, up to float rounding."""
+        import torch
+        import transformers
+
+        return {"engine": f"transformers {transformers.__version__}, torch {torch.__version__}",
+                "dtype": self.dtype, "device": self.device.type}
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
         import torch

@@ -14,12 +14,33 @@ Requests
     prompt with gaps in its sample indices becomes one request per run of consecutive indices.
     Detokenization is turned off (``detokenize=False``); completions are decoded here, so the text
     rule (stop token dropped, special tokens skipped) is the same for both backends.
+
+vLLM as it behaves (0.11 to 0.33), checked before the engine starts
+    Greedy decoding with ``n > 1`` is rejected by vLLM: one greedy sample per prompt is drawn
+    and copied (greedy samples are identical). Temperatures above 2 are rejected, and below
+    1e-5 vLLM silently decodes greedily: both are refused here. The engine seed feeds
+    ``np.random.seed`` (< 2**32): it gets ``--seed mod 2**32`` (per-request seeds are separate).
+    ``--dtype auto`` is made explicit from the checkpoint (vLLM's own ``auto`` turns fp32 into
+    bf16). With ``--logprobs``, ``logprobs_mode`` is pinned to the one that gives
+    :data:`rlscale.core.sampling.LOGPROBS_DOC` (``raw_logprobs`` at T = 1 or greedy,
+    ``processed_logprobs`` without top-k/top-p, otherwise refused) and ``logprobs=1`` is asked
+    (the sampled token's entry is always returned; ``logprobs=0`` changed meaning across versions).
+    vLLM 0.6.4-0.6.6 gave identical children for seeded ``n > 1`` requests: versions below 0.11
+    are refused.
+
+Reproducibility
+    A sample's seed is fixed, but vLLM's logits depend on what else is in the batch (kernel
+    choice, chunked prefill), so tokens can differ between batch sizes, shards and resumes
+    unless the engine is started with ``VLLM_BATCH_INVARIANT=1`` (and
+    ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` for a deterministic scheduler). Each record's
+    ``sampling`` says which of these were in force.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -30,12 +51,51 @@ from rlscale.core.sampling import FINISH_REASONS, SampleOutput, SampleRequest, S
 from rlscale.engines.hf_rollout import (
     PromptEncoder,
     TokenizedEngine,
+    checkpoint_dtype,
     checkpoint_stop_ids,
     load_tokenizer,
     quiet_transformers,
 )
 
 LORA_NAME = "rlscale-lora"
+MIN_VERSION = (0, 11)
+MAX_TEMPERATURE = 2.0  # vLLM 0.33's SamplingParams check
+GREEDY_BELOW = 1e-5  # vLLM's _SAMPLING_EPS: smaller temperatures decode greedily
+ENGINE_SEED_MODULUS = 2**32  # the engine seed goes to np.random.seed
+
+
+def check_params(params: SamplingParams, logprobs: bool = False) -> str | None:
+    """Refuse what vLLM would reject or reinterpret; return the ``logprobs_mode`` to pin."""
+    t = params.temperature
+    if t > MAX_TEMPERATURE:
+        raise UsageError(f"--temperature {t}: vLLM accepts at most {MAX_TEMPERATURE:g}; use "
+                         "--backend hf")
+    if 0 < t < GREEDY_BELOW:
+        raise UsageError(f"--temperature {t}: vLLM decodes greedily below {GREEDY_BELOW:g}; "
+                         "pass --temperature 0 for greedy")
+    if not logprobs:
+        return None
+    if params.greedy or t == 1.0:
+        return "raw_logprobs"  # log softmax(logits), before top-k/top-p: LOGPROBS_DOC at T = 1
+    if params.top_k <= 0 and params.top_p == 1.0:
+        return "processed_logprobs"  # after temperature; nothing truncated
+    raise UsageError("--logprobs with --backend vllm needs --temperature 1, or --top-k -1 and "
+                     "--top-p 1 (vLLM reports log-probs before temperature or after truncation); "
+                     "use --backend hf, or let grpo-step recompute them")
+
+
+def check_version(version: str | None) -> None:
+    """Refuse vLLM older than 0.11 (0.6.4-0.6.6 drew identical seeded samples)."""
+    if not version:
+        return
+    try:
+        parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    except ValueError:
+        return
+    if len(parts) == 2 and parts < MIN_VERSION:
+        raise RlscaleError(f"--backend vllm: vLLM {version} is older than 0.11 (0.6.4-0.6.6 give "
+                           "identical samples for seeded n > 1 requests); pip install "
+                           "'rlscale[vllm]'")
 
 
 @dataclass(frozen=True)
@@ -75,7 +135,7 @@ def sampling_kwargs(params: SamplingParams, request: VllmRequest, stop_ids: Sequ
 
     Everything that could differ from the hf backend is pinned: no penalties, no min-p, the
     checkpoint's stop tokens, and no detokenization (decoded by rlscale instead). With
-    ``logprobs``, ``logprobs=0`` asks for the sampled token's log-probability only.
+    ``logprobs``, ``logprobs=1``: vLLM returns the sampled token's entry plus the top one.
     """
     kwargs = {
         "n": request.n,
@@ -93,7 +153,7 @@ def sampling_kwargs(params: SamplingParams, request: VllmRequest, stop_ids: Sequ
         "detokenize": False,
     }
     if logprobs:
-        kwargs["logprobs"] = 0
+        kwargs["logprobs"] = 1  # the sampled token's entry is always among them
     return kwargs
 
 
@@ -116,15 +176,18 @@ def lora_rank(adapter_dir: str) -> int:
 
 def llm_kwargs(model: str, params: SamplingParams, *, tensor_parallel_size: int = 1,
                dtype: str = "auto", lora_rank: int | None = None,
-               engine_args: dict[str, Any] | None = None) -> dict[str, Any]:
+               engine_args: dict[str, Any] | None = None,
+               logprobs_mode: str | None = None) -> dict[str, Any]:
     """Keyword arguments of ``vllm.LLM``; ``--vllm-arg KEY=VALUE`` entries override them."""
     kwargs: dict[str, Any] = {
         "model": model,
         "tokenizer": model,
         "tensor_parallel_size": tensor_parallel_size,
         "dtype": dtype,
-        "seed": params.seed,
+        "seed": params.seed % ENGINE_SEED_MODULUS,
     }
+    if logprobs_mode is not None:
+        kwargs["logprobs_mode"] = logprobs_mode
     if lora_rank is not None:
         # vLLM accepts ranks from a fixed ladder; start with the smallest that holds the adapter
         supported = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -172,8 +235,10 @@ def import_vllm():
         raise RlscaleError(f"--backend vllm: cannot import vLLM ({exc}); install it with "
                            "pip install 'rlscale[vllm]' on a GPU machine, or use --backend hf"
                            ) from None
+    version = getattr(vllm, "__version__", None)
+    check_version(version)
     return SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams,
-                           LoRARequest=LoRARequest)
+                           LoRARequest=LoRARequest, version=version)
 
 
 class VllmRollout(TokenizedEngine):
@@ -192,11 +257,7 @@ class VllmRollout(TokenizedEngine):
                  engine_args: dict[str, Any] | None = None, logprobs: bool = False, vllm=None,
                  tokenizer=None):
         quiet_transformers()
-        if logprobs and params.temperature not in (0.0, 1.0):
-            # vLLM V1 reports log-probs of the unscaled distribution ("raw_logprobs")
-            raise UsageError("--logprobs with --backend vllm needs --temperature 1 (vLLM reports "
-                             "log-probs before temperature scaling); use --backend hf, or let "
-                             "grpo-step recompute them")
+        self.logprobs_mode = check_params(params, logprobs)
         self.params = params
         self.logprobs = logprobs
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model)
@@ -204,33 +265,48 @@ class VllmRollout(TokenizedEngine):
         self._stop_ids = checkpoint_stop_ids(model, self.tokenizer)
         rank = lora_rank(lora) if lora is not None else None
         self.vllm = vllm if vllm is not None else import_vllm()
+        self.dtype = checkpoint_dtype(model, dtype)
         self.llm_kwargs = llm_kwargs(model, params, tensor_parallel_size=tensor_parallel_size,
-                                     dtype=dtype, lora_rank=rank, engine_args=engine_args)
+                                     dtype=self.dtype, lora_rank=rank, engine_args=engine_args,
+                                     logprobs_mode=self.logprobs_mode)
         self.llm = self.vllm.LLM(**self.llm_kwargs)
         self.lora_request = (self.vllm.LoRARequest(LORA_NAME, 1, os.path.abspath(lora))
                              if lora is not None else None)
         self.context_length = _max_model_len(self.llm)
         self._sampling_fields: frozenset[str] | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """Engine facts and the determinism settings in force, for each record's ``sampling``."""
+        return {"engine": f"vllm {getattr(self.vllm, 'version', None) or 'unknown'}",
+                "dtype": self.llm_kwargs.get("dtype"),
+                "batch_invariant": os.environ.get("VLLM_BATCH_INVARIANT", "0") == "1",
+                "v1_multiprocessing": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING",
+                                                     "1") != "0",
+                **({"logprobs_mode": self.logprobs_mode} if self.logprobs_mode else {})}
+
     def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
         grouped = group_requests(requests)
         if not grouped:
             return []
         prompts = [{"prompt_token_ids": list(r.prompt_ids)} for r in grouped]
+        # vLLM rejects greedy n > 1; greedy samples are identical, so one is drawn and copied
+        sent = [VllmRequest(r.prompt_ids, r.first_sample_idx, 1, r.seed)
+                if self.params.greedy else r for r in grouped]
         sampling = [self.vllm.SamplingParams(**self._supported(
-            sampling_kwargs(self.params, r, self._stop_ids, self.logprobs))) for r in grouped]
+            sampling_kwargs(self.params, r, self._stop_ids, self.logprobs))) for r in sent]
         results = self.llm.generate(prompts, sampling, lora_request=self.lora_request,
                                     use_tqdm=False)
         if len(results) != len(grouped):
             raise RlscaleError(f"vLLM returned {len(results)} results for {len(grouped)} requests")
         outputs: list[SampleOutput] = []
-        for request, result in zip(grouped, results, strict=True):
+        for request, asked, result in zip(grouped, sent, results, strict=True):
             completions = sorted(result.outputs, key=lambda c: c.index)
-            if len(completions) != request.n:
+            if len(completions) != asked.n:
                 raise RlscaleError(f"vLLM returned {len(completions)} samples for a request "
-                                   f"with n={request.n}")
-            outputs.extend(convert_output(c, self.params.max_tokens, self.logprobs)
-                           for c in completions)
+                                   f"with n={asked.n}")
+            converted = [convert_output(c, self.params.max_tokens, self.logprobs)
+                         for c in completions]
+            outputs.extend(converted * (request.n // asked.n))
         return outputs
 
 
