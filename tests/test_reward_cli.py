@@ -100,11 +100,12 @@ def test_bad_records_name_file_and_line(tmp_path):
         f"rlscale reward: {path}:2: field 'completion' must be a string, got null null")
     result = run_cli(["reward", "--grader", "paper"],
                      input=jsonl([{"completion": "x", "answer": "1",
-                                   "data_source": "codegen__humaneval"}]))
+                                   "data_source": "ifeval__instructions"}]))
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "rlscale reward: <stdin>:1: data_source 'codegen__humaneval' has no paper scorer "
-        "(expected math*, aime*, math_dapo or openai/gsm8k)")
+        "rlscale reward: <stdin>:1: data_source 'ifeval__instructions' has no paper scorer "
+        "(expected math*, aime*, math_dapo, openai/gsm8k, codegen__*, logic__zebra_puzzle* or "
+        "stem__supergpqa*)")
 
 
 def test_skip_invalid_with_rejects(tmp_path):
@@ -120,7 +121,7 @@ def test_skip_invalid_with_rejects(tmp_path):
 
 def test_usage_errors_exit_2():
     for args, message in [
-        (["--grader", "strict"], "--grader must be one of math, paper, got 'strict'"),
+        (["--grader", "strict"], "--grader must be one of math, paper, code, logic, choice, got 'strict'"),
         (["--memory-mb", "10"], "--memory-mb must be >= 64, got 10"),
         (["--fallbacks", "hashes,bogus"],
          "--fallbacks: unknown bogus; expected some of answer-is, math-span, hashes, "

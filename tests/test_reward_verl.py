@@ -27,7 +27,20 @@ def test_compute_score_reproduces_the_paper_scorer(data_source, response, gold, 
 
 
 def test_unknown_data_source_uses_the_math_grader():
-    assert compute_score("codegen__humaneval", "\\boxed{3}", 3)["score"] == 1.0
+    assert compute_score("ifeval__instructions", "\\boxed{3}", 3)["score"] == 1.0
+
+
+def test_transfer_benchmarks_use_their_graders():
+    # structured ground truths arrive as VeRL passes them (dict grid, JSON test program)
+    grid = {"header": ["Position", "Pet"], "rows": [["1", "cat"], ["2", "dog"]]}
+    answer = '<answer>{"header": ["Position", "Pet"], "rows": [["1", "cat"], ["2", "dog"]]}</answer>'
+    assert compute_score("logic__zebra_puzzle_dataset", answer, grid)["score"] == 1.0
+    assert compute_score("stem__supergpqa", "so \\boxed{C}", "C")["score"] == 1.0
+    assert compute_score("stem__supergpqa", "so \\boxed{3}", "C")["score"] == 0.0
+    tests = '{"functional": "def check(f):\\n    assert f(2) == 4\\ncheck(sq)\\n"}'
+    good = "```python\ndef sq(x):\n    return x * x\n```"
+    assert compute_score("codegen__humaneval", good, tests)["score"] == 1.0
+    assert compute_score("codegen__humaneval", good.replace("x * x", "x + 1"), tests)["score"] == 0.0
 
 
 def test_math_grader_by_environment(monkeypatch):

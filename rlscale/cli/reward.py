@@ -43,13 +43,25 @@ EPILOG = (
     "  rlscale rollout ... | rlscale reward | rlscale eval --by step,N"
 )
 
+def _grader_help() -> str:
+    from rlscale.core.grading.registry import GRADER_HELP
+
+    return "; ".join(f"{name}: {text}" for name, text in GRADER_HELP.items()) + "."
+
+
+def _grader_metavar() -> str:
+    from rlscale.core.grading.registry import GRADERS
+
+    return "|".join(GRADERS)
+
+
 GraderOpt = Annotated[str, typer.Option(
-    "--grader", "-g", help="math: fast path + Math-Verify; paper: the paper's VeRL scorer "
-    "(naive_dapo / math_dapo / gsm8k by data_source).", metavar="math|paper")]
+    "--grader", "-g", help=_grader_help(), metavar=_grader_metavar())]
 ResponseFieldOpt = Annotated[str, typer.Option(
     "--response-field", help="Field holding the model response.", metavar="FIELD")]
 AnswerFieldOpt = Annotated[str, typer.Option(
-    "--answer-field", help="Field holding the ground-truth answer (string or number).",
+    "--answer-field", help="Field holding the ground truth: a string or number, or for "
+    "code/logic an object (a {\"functional\": ...} test program, a {header, rows} grid).",
     metavar="FIELD")]
 SourceFieldOpt = Annotated[str, typer.Option(
     "--data-source-field", help="Field that routes --grader paper (absent: naive_dapo, the "
@@ -70,14 +82,6 @@ FallbacksOpt = Annotated[str, typer.Option(
 KeepThinkingOpt = Annotated[bool, typer.Option(
     "--keep-thinking", help="--grader math: search the whole response, not just the text "
     "after the last </think>.")]
-
-
-def _answer_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def command(
@@ -102,7 +106,7 @@ def command(
         from rlscale.core.grading import FALLBACKS, GRADERS, VERDICTS
         from rlscale.core.grading.dispatch import Grader, GraderConfig, GradeTask
         from rlscale.core.grading.math_grader import MathOptions
-        from rlscale.core.grading.paper_grader import scorer_for
+        from rlscale.core.grading.registry import ground_truth_text, paper_routes
         from rlscale.core.jsonl import RecordReader, RecordWriter, refuse_overlap
 
         check_choice(grader, GRADERS, "--grader")
@@ -124,19 +128,24 @@ def command(
         counts = dict.fromkeys(VERDICTS, 0)
         with open_rejects(rejects, skip_invalid) as rejects_file:
             reader = RecordReader(
-                inputs, required={response_field: "str", answer_field: "str|number"},
+                inputs, required={response_field: "str", answer_field: "any"},
                 optional={data_source_field: "str"} if grader == "paper" else None,
                 skip_invalid=skip_invalid, rejects=rejects_file)
 
             def tasks():
                 for record, where in progress(reader, description="grading", quiet=quiet):
                     source = record.get(data_source_field) if grader == "paper" else None
-                    if grader == "paper" and scorer_for(source) is None:
+                    if grader == "paper" and not paper_routes(source):
                         reader.invalid(where, f"data_source {source!r} has no paper scorer "
-                                       "(expected math*, aime*, math_dapo or openai/gsm8k)")
+                                       "(expected math*, aime*, math_dapo, openai/gsm8k, "
+                                       "codegen__*, logic__zebra_puzzle* or stem__supergpqa*)")
                         continue
-                    task = GradeTask(record[response_field], _answer_text(record[answer_field]),
-                                     source)
+                    gold = ground_truth_text(record[answer_field])
+                    if gold is None:
+                        reader.invalid(where, f"{answer_field}: expected a string, number, "
+                                       "object or array")
+                        continue
+                    task = GradeTask(record[response_field], gold, source)
                     yield record, task
 
             with Grader(config, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool, \
@@ -144,7 +153,7 @@ def command(
                 for record, result in pool.stream(tasks()):
                     counts[result.verdict] += 1
                     writer.write({**record, "reward": result.reward, "pred": result.pred,
-                                  "verdict": result.verdict})
+                                  "verdict": result.verdict, **(result.details or {})})
         report_skipped(NAME, reader.n_skipped, rejects, quiet)
         total = sum(counts.values())
         if total:

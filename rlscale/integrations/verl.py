@@ -18,7 +18,10 @@ The grader is chosen by the environment of the reward worker:
 Each call is time-bounded without signals (VeRL may call from threads and Ray actors): easy
 responses are graded in the calling process, the rest by a lazily started worker process that
 is killed and replaced if it exceeds the limit (score 0, like the original's 10 s alarm).
-A ``data_source`` that the paper grader has no scorer for is graded by the ``math`` grader.
+``--grader paper`` routing covers the transfer benchmarks too (``codegen__*`` in the code
+sandbox, ``logic__zebra_puzzle*``, ``stem__supergpqa*``; see
+:mod:`rlscale.core.grading.registry`); a ``data_source`` with no paper scorer is graded by the
+``math`` grader.
 """
 
 from __future__ import annotations
@@ -58,12 +61,13 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any,
     returns it; ``extra_info`` is accepted for VeRL's signature and not used.
     """
     from rlscale.core.grading.dispatch import GradeTask
-    from rlscale.core.grading.paper_grader import scorer_for
+    from rlscale.core.grading.registry import ground_truth_text, paper_routes
 
     name = os.environ.get("RLSCALE_GRADER", "paper")
-    if name == "paper" and scorer_for(data_source) is None:
+    if name == "paper" and not paper_routes(data_source):
         name = "math"
-    task = GradeTask(str(solution_str), str(ground_truth), data_source)
+    gold = ground_truth_text(ground_truth)  # structured ground truths (grids, tests) as JSON
+    task = GradeTask(str(solution_str), str(ground_truth) if gold is None else gold, data_source)
     grader = _grader(name)
     with _lock:  # one stream at a time per grader; VeRL's reward loop is sequential anyway
         result = grader.grade(task)

@@ -11,14 +11,14 @@ seconds and a runaway worker is killed and replaced. Output order is input order
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rlscale.core.grading import math_grader, paper_grader
 from rlscale.core.grading.math_grader import GradeResult, MathOptions
 from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool, available_cores
+from rlscale.core.grading.registry import GRADERS, NEEDS_WORKER, grade_domain, resolve
 
-GRADERS = ("math", "paper")
 DEFAULT_TIMEOUT = 2.0  # seconds per item
 DEFAULT_MEMORY_MB = 1024  # address space per worker process (RLIMIT_AS)
 
@@ -36,6 +36,7 @@ class GradeTask:
 class GraderConfig:
     grader: str = "math"
     math_options: MathOptions = field(default_factory=MathOptions)
+    item_timeout: float | None = None  # set by Grader: the sandbox of ``code`` stays inside it
 
     def __post_init__(self) -> None:
         if self.grader not in GRADERS:
@@ -44,6 +45,11 @@ class GraderConfig:
 
 def quick(task: GradeTask, config: GraderConfig) -> GradeResult | None:
     """The in-process fast path; None when the item needs the worker pool."""
+    domain = resolve(config.grader, task.data_source)
+    if domain not in ("math", "paper"):
+        if domain in NEEDS_WORKER:
+            return None
+        return grade_domain(domain, task.response, task.answer, config.item_timeout)
     if config.grader == "math":
         return math_grader.quick_grade(task.response, task.answer, config.math_options)
     return paper_grader.quick_grade(task.response, task.answer, task.data_source)
@@ -51,6 +57,9 @@ def quick(task: GradeTask, config: GraderConfig) -> GradeResult | None:
 
 def full(task: GradeTask, config: GraderConfig) -> GradeResult:
     """The complete grade (may run SymPy / Math-Verify: call it in a worker)."""
+    domain = resolve(config.grader, task.data_source)
+    if domain not in ("math", "paper"):
+        return grade_domain(domain, task.response, task.answer, config.item_timeout)
     if config.grader == "math":
         return math_grader.full_grade(task.response, task.answer, config.math_options)
     return paper_grader.full_grade(task.response, task.answer, task.data_source)
@@ -121,6 +130,8 @@ class Grader:
                  prestart: bool = False, memory_mb: int | None = DEFAULT_MEMORY_MB,
                  prestart_after: int | None = 256,
                  grade_function: Callable[[GradeTask, GraderConfig], GradeResult] | None = None):
+        if config.item_timeout is None:
+            config = replace(config, item_timeout=timeout)
         self.config = config
         self.workers = workers if workers > 0 else available_cores()
         self.timeout = timeout

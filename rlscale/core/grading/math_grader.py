@@ -83,11 +83,15 @@ MAX_BRACE_DEPTH = 40
 
 @dataclass(frozen=True, slots=True)
 class GradeResult:
-    """The grade of one response: ``reward`` 1.0/0.0, extracted ``pred``, ``verdict``."""
+    """The grade of one response: ``reward`` 1.0/0.0, extracted ``pred``, ``verdict``.
+
+    ``details``: extra fields a grader reports beside them (e.g. ``reason`` of an error, the
+    logic grader's ``cell_accuracy``); ``reward`` adds them to the record."""
 
     reward: float
     pred: str | None
     verdict: str
+    details: dict | None = None
 
     @classmethod
     def of(cls, correct: bool, pred: str | None) -> GradeResult:

@@ -1,0 +1,1 @@
+"""Process-level runtime helpers (running untrusted code)."""
