@@ -261,3 +261,17 @@ def test_atomic_file_leaves_nothing_on_failure(tmp_path):
         out.handle.write(b"new")
         raise RuntimeError("boom")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_a_forked_child_terminated_by_its_pool_keeps_the_parents_temp_file(tmp_path):
+    out = AtomicFile(str(tmp_path / "o.jsonl"))
+    pid = os.fork()
+    if pid == 0:  # a grading worker ended by its pool
+        os.kill(os.getpid(), signal.SIGTERM)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert os.path.exists(out.tmp_path)
+    out.handle.write(b"{}\n")
+    out.commit()
+    assert (tmp_path / "o.jsonl").read_bytes() == b"{}\n"

@@ -408,6 +408,8 @@ def _plain(value: Any) -> Any:
 _LIVE_TEMPS: set[str] = set()  # temp files of this process, removed on SIGTERM
 _SIGTERM_LOCK = threading.Lock()
 _sigterm_installed = False
+# a forked child (a grading worker, which its pool may end with SIGTERM) owns none of them
+os.register_at_fork(after_in_child=_LIVE_TEMPS.clear)
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -499,8 +501,13 @@ class AtomicFile:
         # the pid in the name lets a later run tell a dead writer's leftover from a live one
         self.tmp_path = os.path.join(
             directory, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        _LIVE_TEMPS.add(self.tmp_path)
+        _LIVE_TEMPS.add(self.tmp_path)  # before it exists: a SIGTERM right after open removes it
+        try:
+            fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         0o666)
+        except BaseException:
+            _LIVE_TEMPS.discard(self.tmp_path)
+            raise
         self._raw = os.fdopen(fd, "wb")
         if compress is None:
             compress = path.endswith(".gz")
