@@ -55,7 +55,7 @@ def extract_code(response: str) -> str | None:
     return text if text.strip() else None
 
 
-def test_program(gold: object) -> str:
+def program_from(gold: object) -> str:
     """The test program of a ground truth (see the module docstring); GroundTruthError if none."""
     value = gold
     if isinstance(gold, str):
@@ -83,7 +83,7 @@ def grade(response: str, gold: object, limits=None) -> GradeResult:
     from rlscale.runtime import sandbox
 
     try:
-        tests = test_program(gold)
+        tests = program_from(gold)
     except GroundTruthError as exc:
         return GradeResult(0.0, None, "error", {"reason": str(exc)})
     solution = extract_code(response)
