@@ -24,8 +24,10 @@ AIME = os.path.join(CURATE_DATA, "aime2024.parquet")
 
 
 def read_jsonl(path):
+    """The records of an output file, as any rlscale reader sees them (no end record)."""
     with open(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle if line.strip()]
+        return [orjson.loads(line) for line in handle
+                if line.strip() and not line.startswith(b'{"rlscale_end"')]
 
 
 def released(path):

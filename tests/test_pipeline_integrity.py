@@ -275,3 +275,65 @@ def test_a_forked_child_terminated_by_its_pool_keeps_the_parents_temp_file(tmp_p
     out.handle.write(b"{}\n")
     out.commit()
     assert (tmp_path / "o.jsonl").read_bytes() == b"{}\n"
+
+
+# --- curate: all outputs or none --------------------------------------------------------------
+
+
+def _problems(n: int = 20) -> str:
+    return jsonl([{"prompt": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(n)])
+
+
+def test_curate_with_a_missing_holdout_folder_writes_nothing(tmp_path):
+    train = tmp_path / "train.jsonl"
+    result = run_inprocess(["curate", "--holdout", "5", "--holdout-out",
+                            str(tmp_path / "no" / "test.jsonl"), "-o", str(train)],
+                           input=_problems())
+    assert result.exit_code == 1
+    assert result.stderr == (f"rlscale curate: --holdout-out {tmp_path}/no/test.jsonl: "
+                             f"directory {tmp_path}/no does not exist\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_curate_failing_split_leaves_no_output(tmp_path):
+    train, dropped = tmp_path / "train.jsonl", tmp_path / "dropped.jsonl"
+    result = run_inprocess(["curate", "--holdout", "50", "--holdout-out",
+                            str(tmp_path / "test.jsonl"), "-o", str(train),
+                            "--dropped", str(dropped)], input=_problems(20))
+    assert result.exit_code == 1, result.stderr
+    assert os.listdir(tmp_path) == []  # not even the --dropped file of the screening pass
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--holdout", "5", "--holdout-out", "{d}/t.jsonl", "-o", "{d}/t.jsonl"],
+     "--holdout-out {d}/t.jsonl is also the -o file: write to another file"),
+    (["{d}/in.jsonl", "-o", "{d}/in.jsonl"],
+     "-o {d}/in.jsonl is also the input {d}/in.jsonl: write to another file"),
+    (["{d}/in.jsonl", "--dropped", "{d}/in.jsonl"],
+     "--dropped {d}/in.jsonl is also the input {d}/in.jsonl: write to another file"),
+])
+def test_curate_refuses_overlapping_files(tmp_path, args, message):
+    source = tmp_path / "in.jsonl"
+    source.write_text(_problems())
+    result = run_inprocess(["curate", *[a.format(d=tmp_path) for a in args]], input=_problems())
+    assert result.exit_code == 2
+    assert result.stderr == f"rlscale curate: {message.format(d=tmp_path)}\n"
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"] and source.read_text() == _problems()
+
+
+def test_curate_split_refuses_a_cut_stream_but_not_a_complete_one(tmp_path):
+    complete = run_inprocess(["curate", "--order", "keep", "--dedup", "none"],
+                             input=_problems(20))
+    assert complete.end_record == {"tool": "curate", "records": 20}
+    cut = "\n".join(_lines(complete.stdout)[:10] + _lines(complete.stdout)[-1:]) + "\n"
+    args = ["curate", "--holdout", "4", "--holdout-out", str(tmp_path / "t.jsonl"),
+            "-o", str(tmp_path / "train.jsonl")]
+    result = run_inprocess(args, input=cut)
+    assert result.exit_code == 1
+    assert "rlscale curate wrote 20 record(s) but 10 arrived" in result.stderr
+    assert result.stderr.rstrip().endswith("nothing was written")
+    assert os.listdir(tmp_path) == []
+    result = run_inprocess(args, input=complete.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["t.jsonl", "train.jsonl"]
+    assert len(RecordReader([str(tmp_path / "t.jsonl")]).records().__next__()) > 0

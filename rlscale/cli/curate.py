@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -149,15 +149,62 @@ def _load_scored(path, reward_field):
     return mean_by_key(pairs)
 
 
-def _write(path, records_or_rows, as_parquet, meta):
-    from rlscale.core.jsonl import RecordWriter
-    from rlscale.core.verl_parquet import write_verl_parquet
+class _Staged:
+    """curate's output files, written to temp files and published together once all of them
+    are complete: a failure leaves none (and never half) of them. stdout comes last."""
 
-    if as_parquet:
-        write_verl_parquet(path, records_or_rows, metadata=meta)
-    else:
-        with RecordWriter(path) as writer:
-            writer.write_all(records_or_rows)
+    def __init__(self, reader):
+        self.reader = reader
+        self.files: list[Any] = []
+        self.stdout_rows: list[Any] | None = None
+
+    def writer(self, path):
+        from rlscale.core.jsonl import RecordWriter
+
+        writer = RecordWriter(path, tool=NAME, source=self.reader)
+        self.files.append(writer)
+        return writer
+
+    def write(self, path, records_or_rows, as_parquet, meta) -> None:
+        if path in (None, "-"):
+            self.stdout_rows = list(records_or_rows)
+        elif as_parquet:
+            import pyarrow.parquet as pq
+
+            from rlscale.core.jsonl import AtomicFile
+            from rlscale.core.verl_parquet import verl_table
+
+            table = verl_table(records_or_rows, meta)
+            out = AtomicFile(path, compress=False)
+            self.files.append(out)
+            pq.write_table(table, out.handle, compression="snappy")
+        else:
+            self.writer(path).write_all(records_or_rows)
+
+    def publish(self) -> None:
+        for staged in self.files:
+            staged.commit() if hasattr(staged, "commit") else staged.close(ok=True)
+        if self.stdout_rows is not None:
+            from rlscale.core.jsonl import RecordWriter
+
+            with RecordWriter(None, tool=NAME, source=self.reader) as writer:
+                writer.write_all(self.stdout_rows)
+
+    def abort(self) -> None:
+        for staged in self.files:
+            staged.abort() if hasattr(staged, "abort") else staged.close(ok=False)
+
+
+def _check_outputs(outputs: dict[str, str | None], inputs: list[str]) -> None:
+    """Before any work: outputs are distinct, none is an input, every folder exists."""
+    from rlscale.core.jsonl import refuse_overlap
+
+    refuse_overlap(outputs, inputs)
+    for option, path in outputs.items():
+        if path not in (None, "-"):
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise RlscaleError(f"{option} {path}: directory {directory} does not exist")
 
 
 def command(
@@ -286,7 +333,7 @@ def command(
     def body() -> None:
         from rlscale.core.curation import CurateOptions, Curator, FieldSpec, output_record
         from rlscale.core.jsonl import RecordWriter
-        from rlscale.core.verl_parquet import InputReader, is_parquet_path
+        from rlscale.core.verl_parquet import InputReader
 
         check_choice(order, _ORDERS.split("|"), "--order")
         check_choice(stratify, _STRATIFY.split("|"), "--stratify")
@@ -343,17 +390,24 @@ def command(
                         budget=budget, nested=nested, expand=expand,
                         easy_threshold=easy_threshold)
 
+        _check_outputs({"-o": output, "--to-verl": to_verl, "--holdout-out": holdout_out,
+                        "--dropped": dropped, "--rejects": rejects},
+                       [*(inputs or []), *exclude_paths, *([pass_rates] if pass_rates else [])])
         warn_if_waiting_on_tty(inputs, quiet)
         jsonl_out = output
         write_jsonl = to_verl is None or output is not None  # --to-verl alone: parquet only
         with open_rejects(rejects, skip_invalid) as rejects_file:
             reader = InputReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
-            dropped_writer = RecordWriter(dropped) if dropped else None
+            staged = _Staged(reader)
+            dropped_writer = staged.writer(dropped) if dropped else None
             kept = []
             n_easy = n_written = 0
             # with --order keep and no splits, records are written as they are screened
-            main_writer = RecordWriter(jsonl_out) if write_jsonl and options.streams else None
-            writers = [w for w in (main_writer, dropped_writer) if w is not None]
+            main_writer = None
+            if write_jsonl and options.streams:
+                main_writer = (RecordWriter(None, tool=NAME, source=reader)
+                               if jsonl_out in (None, "-") else staged.writer(jsonl_out))
+            streamed = main_writer is not None and main_writer not in staged.files
             try:
                 for problem in progress(_problems(reader, spec, data_source),
                                         description="curating", quiet=quiet):
@@ -370,12 +424,15 @@ def command(
                         n_written += 1
                     if main_writer is None or to_verl:
                         kept.append(problem)
+                if holdout:  # a split acts on the whole batch: never on a cut one
+                    reader.require_complete("nothing was written")
             except BaseException:
-                for writer in writers:
-                    writer.close(ok=False)  # no half-written output files
+                staged.abort()  # no half-written output files
+                if streamed:
+                    main_writer.close(ok=False)
                 raise
-            for writer in writers:
-                writer.close(ok=True)
+            if streamed:
+                main_writer.close(ok=True)
 
         report_skipped(NAME, reader.n_skipped, rejects, quiet)
         if scored is not None and curator.stats.missing_pass_rate:
@@ -386,36 +443,14 @@ def command(
             say("rlscale curate: no pass rates found (see --pass-rate-field/--pass-rates); "
                 "curriculum order is a seeded shuffle", quiet)
 
-        if options.streams:
-            rows = [(p, None) for p in kept]
-            test = []
-            if not write_jsonl:
-                n_easy = sum(p.difficulty == "easy" for p in kept)
-                n_written = len(kept)
-        else:
-            try:
-                result = curator.finish(kept)
-            except ValueError as exc:
-                raise RlscaleError(str(exc)) from None
-            rows, test = result.train, result.test
-            n_easy = sum(p.difficulty == "easy" for p, _ in rows)
-            n_written = len(rows)
-            if write_jsonl:
-                _write(jsonl_out, (output_record(p, options, "train", e) for p, e in rows),
-                       False, meta)
-        if to_verl:
-            from rlscale.core.curation import verl_fields
-
-            _write(to_verl, [verl_fields(p, options, "train", e) for p, e in rows], True, meta)
-        if holdout:
-            as_parquet = is_parquet_path(holdout_out)
-            if as_parquet:
-                from rlscale.core.curation import verl_fields
-
-                test_rows = [verl_fields(p, options, "test") for p in test]
-            else:
-                test_rows = [output_record(p, options, "test") for p in test]
-            _write(holdout_out, test_rows, as_parquet, meta)
+        try:
+            rows, test, n_easy, n_written = _outputs(
+                staged, curator, options, kept, write_jsonl, jsonl_out, to_verl, holdout,
+                holdout_out, meta, n_easy, n_written)
+        except BaseException:
+            staged.abort()
+            raise
+        staged.publish()
         _summary(curator, n_written, n_easy, test, holdout_out, quiet)
         if batch_size:
             from rlscale.core.curation import training_schedule
@@ -428,6 +463,46 @@ def command(
                 "row(s) never seen", quiet)
 
     handle_errors(NAME, debug, body)
+
+
+
+def _outputs(staged, curator, options, kept, write_jsonl, jsonl_out, to_verl, holdout,
+             holdout_out, meta, n_easy, n_written):
+    """Split and stage every output (published by the caller only if all succeed)."""
+    from rlscale.core.curation import output_record
+    from rlscale.core.verl_parquet import is_parquet_path
+
+    if options.streams:
+        rows = [(p, None) for p in kept]
+        test = []
+        if not write_jsonl:
+            n_easy = sum(p.difficulty == "easy" for p in kept)
+            n_written = len(kept)
+    else:
+        try:
+            result = curator.finish(kept)
+        except ValueError as exc:
+            raise RlscaleError(str(exc)) from None
+        rows, test = result.train, result.test
+        n_easy = sum(p.difficulty == "easy" for p, _ in rows)
+        n_written = len(rows)
+        if write_jsonl:
+            staged.write(jsonl_out, (output_record(p, options, "train", e) for p, e in rows),
+                         False, meta)
+    if to_verl:
+        from rlscale.core.curation import verl_fields
+
+        staged.write(to_verl, [verl_fields(p, options, "train", e) for p, e in rows], True, meta)
+    if holdout:
+        as_parquet = is_parquet_path(holdout_out)
+        if as_parquet:
+            from rlscale.core.curation import verl_fields
+
+            test_rows = [verl_fields(p, options, "test") for p in test]
+        else:
+            test_rows = [output_record(p, options, "test") for p in test]
+        staged.write(holdout_out, test_rows, as_parquet, meta)
+    return rows, test, n_easy, n_written
 
 
 def _summary(curator, n_written, n_easy, test, holdout_out, quiet) -> None:

@@ -363,13 +363,18 @@ class RecordReader:
 
         Call after reading all input and before acting on it (loading a model, writing).
         """
-        if self.problems and end_records_enabled():
-            raise RlscaleError(f"incomplete input: {self.problems[0]}: {consequence}")
+        require_complete(self.problems, consequence)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Just the records, for callers that do not need locations."""
         for record, _ in self:
             yield record
+
+
+def require_complete(problems: list[str], consequence: str) -> None:
+    """Raise RlscaleError for the first reason a batch is incomplete (none: return)."""
+    if problems and end_records_enabled():
+        raise RlscaleError(f"incomplete input: {problems[0]}: {consequence}")
 
 
 def read_records(inputs: Iterable[str] | None = None, **kwargs: Any) -> list[dict[str, Any]]:

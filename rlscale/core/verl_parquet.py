@@ -17,7 +17,6 @@ on reading. Rows are numbered from 1 so errors can name ``file.parquet:<row>``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -155,19 +154,11 @@ def write_verl_parquet(path: str, rows: Sequence[Mapping[str, Any]],
     """
     import pyarrow.parquet as pq
 
+    from rlscale.core.jsonl import AtomicFile
+
     table = verl_table(rows, metadata)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise RlscaleError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="snappy")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with AtomicFile(path, compress=False) as out:
+        pq.write_table(table, out.handle, compression="snappy")
 
 
 def verl_row(prompt: str | Sequence[Mapping[str, Any]], answer: str, data_source: str,
@@ -201,6 +192,12 @@ class InputReader:
         self.n_read = 0
         self._jsonl = None
         self.current_path = self.inputs[0]
+        self.problems: list[str] = []  # incomplete JSONL inputs (see RecordReader.problems)
+
+    def require_complete(self, consequence: str) -> None:
+        from rlscale.core.jsonl import require_complete
+
+        require_complete(self.problems, consequence)
 
     def invalid(self, where, message: str, record: Mapping[str, Any] | None = None) -> None:
         from rlscale.core.errors import RecordError
@@ -228,3 +225,4 @@ class InputReader:
                     self.n_read += 1
                     yield record, where
                 self.n_skipped += reader.n_skipped
+                self.problems += reader.problems
