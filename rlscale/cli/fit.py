@@ -183,6 +183,14 @@ def command(
                                           "on the same points and protocol (default "
                                           "--fit-fraction 0.3) and rank them by held-out "
                                           "error per curve.")] = False,
+    transfer: Annotated[str | None, typer.Option("--transfer", help="Transfer study (paper "
+                                               "§4): per benchmark named by this field (e.g. "
+                                               "data_source), the slope of --y against log10 "
+                                               "--x pooled over --group sizes and per size, "
+                                               "with its --ci-level interval and a verdict "
+                                               "(improves / flat / degrades); one record per "
+                                               "benchmark and size; --plot draws one panel "
+                                               "per benchmark.", metavar="FIELD")] = None,
     out_format: Annotated[str, typer.Option("--format", help="json (one object, the default) "
                                             "| table | markdown: a readable fit or ranking "
                                             "on stdout.")] = "json",
@@ -230,6 +238,31 @@ def command(
         _choice(replicates, "--replicates", ("average", "keep", "mean"))
         for option, path in (("--save", save), ("--plot", plot), ("--output", output)):
             _check_parent(option, path)
+        if transfer is not None:  # a separate analysis: its own reader and records
+            from rlscale.core.laws.transfer import TransferError, run_transfer, verdict_line
+
+            if load or predict or budget or save or plan or compare or example:
+                raise UsageError("--transfer does not go with --load, --predict, --budget, "
+                                 "--save, --plan, --compare or --example")
+            if not 0.0 < level < 1.0:
+                raise UsageError(f"--ci-level must be between 0 and 1, got {level:g}")
+            with open_rejects(rejects, skip_invalid) as rejects_file:
+                reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
+                                      input_format=input_format)
+                try:
+                    rows = run_transfer((record for record, _ in reader), transfer,
+                                        x=x or "C", y=y or "loss",
+                                        group="N" if group is None else group or None,
+                                        level=level, plot=plot)
+                except TransferError as exc:
+                    raise RlscaleError(str(exc)) from None
+            with RecordWriter(output, tool=NAME, source=reader) as writer:
+                for row in rows:
+                    writer.write(row)
+            for row in rows:
+                if row[group or "N"] is None:
+                    say(f"rlscale fit: {verdict_line(row)}", quiet)
+            return
         if space is not None:
             _choice(space, "--space", ("log", "linear"))
         if huber is not None and not huber > 0:
