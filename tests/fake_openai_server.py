@@ -28,6 +28,19 @@ def completion_for(prompt: Any, seed: int, max_tokens: int) -> list[str]:
     return [rng.choice(WORDS) for _ in range(length)]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 resets connections when 32 clients connect at once
+    daemon_threads = True
+    errors: list[str] = []
+
+    def handle_error(self, request, client_address):
+        # a client that gives up closes its connections mid-answer (broken pipe): expected here,
+        # and printing it would land in the CLI's captured stderr
+        import traceback
+
+        self.errors.append(traceback.format_exc(limit=1))
+
+
 class FakeServer:
     def __init__(self, models: list[dict[str, Any]] | None = None, *, honour_seed: bool = True,
                  api_key: str | None = None, slow_s: float = 1.0, retry_after: str = "7",
@@ -51,8 +64,7 @@ class FakeServer:
         self._lock = threading.Lock()
         self._unseeded = random.Random(0)
         self._release = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -5,7 +5,8 @@ kept (``answer``, ``data_source``, … so ``rlscale reward`` can grade) plus ``p
 ``sample_idx``, ``completion``, ``finish_reason`` (stop|length), ``n_prompt_tokens``,
 ``n_completion_tokens``, ``prompt_ids``, ``completion_ids`` (stop token included when
 ``finish_reason`` is stop; dropped with ``--no-token-ids``), ``model``, ``seed`` and ``sampling``
-(backend, temperature, top_p, top_k, max_tokens, chat_template, lora); with ``--logprobs`` also
+(backend, temperature, top_p, top_k, max_tokens, chat_template, lora, weights: a fingerprint of
+the weights that ``--resume`` checks, and the engine's own facts); with ``--logprobs`` also
 ``old_logprobs`` (one per completion token, see ``rlscale.core.sampling.LOGPROBS_DOC``). Input
 fields that describe an earlier sample (old_logprobs, reward, pred, verdict, advantage) are
 dropped.
@@ -43,11 +44,13 @@ NAME = "rollout"
 HELP = (
     "Sample -n completions per problem record (field 'prompt': a string or a list of chat "
     "messages as in VeRL parquet; 'prompt_id', else a hash of the prompt) with transformers "
-    "(--backend hf, CPU or GPU) or vLLM (--backend vllm, tensor parallel, LoRA). Writes one record "
-    "per sample: prompt_id, sample_idx, completion, finish_reason, token counts and ids, model, "
-    "seed, plus every input field. Each sample's seed derives from (--seed, prompt_id, "
-    "sample_idx), so results do not depend on batch size, --shard or --resume. Streams: problems "
-    "are sampled --batch-size at a time and written before more input is read."
+    "(--backend hf, CPU or GPU), vLLM (--backend vllm, tensor parallel, LoRA) or an "
+    "OpenAI-compatible server (--backend openai --base-url URL). Writes one record per sample: "
+    "prompt_id, sample_idx, completion, finish_reason, token counts and ids, model, seed, "
+    "sampling, plus every input field. Each sample's seed derives from (--seed, prompt_id, "
+    "sample_idx); with hf a sample does not depend on batch size, --shard or --resume (vLLM and "
+    "servers batch on their own: see README). Streams: problems are sampled --batch-size at a "
+    "time and written before more input is read."
 )
 EPILOG = (
     "Examples:\n\n"
@@ -57,7 +60,9 @@ EPILOG = (
     "--tensor-parallel-size 4 -o eval.jsonl\n\n"
     "  rlscale rollout train.jsonl --model base/ --lora adapter/ --shard 3/8 --resume "
     "-o part3.jsonl\n\n"
-    "  rlscale rollout raw.jsonl --model base-model/ --no-chat-template --no-token-ids -n 4"
+    "  rlscale rollout raw.jsonl --model base-model/ --no-chat-template --no-token-ids -n 4\n\n"
+    "  rlscale rollout train.jsonl --backend openai --base-url http://127.0.0.1:8000/v1 "
+    "--model policy-step-3 --tokenizer ckpt/ --expect-step 3 -o rollouts.jsonl"
 )
 
 
