@@ -4,7 +4,8 @@ Run through ``scripts/gpu_check.sh`` (which installs vLLM). Checks, each printed
 
 1. hf on CUDA (float32) equals ``torch.manual_seed(seed); model.generate(do_sample=True)`` per
    sample (the exponential-race draw must match CUDA's multinomial).
-2. ``rollout --backend hf --device cuda`` and ``--backend vllm`` runs (bf16, ``--logprobs``):
+2. ``rollout --backend hf --device cuda``, ``--backend vllm`` and ``--backend openai`` (against
+   ``vllm serve`` of the same checkpoint) runs (bf16, ``--logprobs``):
    record contract (counts, finish_reason, exact token counts, stop token at the end iff
    "stop"), wall time, tokens/s, and ``old_logprobs`` against a float32 teacher-forced forward.
 3. vLLM resume: a file holding samples {0, 3, 5} of every prompt plus half a line, resumed with
@@ -66,8 +67,57 @@ def rollout(args: list[str], out_file: str, timeout: int = 400) -> dict:
 
 
 def read(path: str) -> list[dict]:
+    """The samples of a rollout file (its end-of-stream record left out)."""
     with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        records = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in records if "rlscale_end" not in r]
+
+
+def serve_check(checkpoint: str, common: list[str], out: str, n_problems: int, n: int,
+                max_tokens: int, stops: set[int]) -> None:
+    """``rollout --backend openai`` against a real ``vllm serve`` of the same checkpoint."""
+    import urllib.request
+
+    port = 8765
+    name = "gpu-check-step-0"
+    log_path = os.path.join(out, "vllm_serve.log")
+    with open(log_path, "w") as server_log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", checkpoint,
+             "--served-model-name", name, "--port", str(port), "--enforce-eager",
+             "--gpu-memory-utilization", "0.4", "--dtype", "bfloat16"],
+            stdout=server_log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.perf_counter() + 300
+        while time.perf_counter() < deadline and server.poll() is None:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(2)
+        else:
+            check("openai_serve_started", False, f"see {log_path}")
+            return
+        served_file = os.path.join(out, "openai.jsonl")
+        run = rollout([*common, "--backend", "openai", "--base-url", url, "--model", name,
+                       "--tokenizer", checkpoint, "--expect-step", "0", "--logprobs"], served_file)
+        RESULTS["openai_run"] = run
+        if run["exit"] != 0:
+            check("openai_rollout_contract", False, run["stderr_tail"])
+            return
+        records = read(served_file)
+        ok, detail = contract_ok(records, n_problems, n, max_tokens, stops)
+        check("openai_rollout_contract", ok, f"{detail}; {run}")
+        check("openai_seed_honoured", records[0]["sampling"].get("seed_honoured") == "yes",
+              str(records[0]["sampling"].get("seed_honoured")))
+        logprob_gap("openai", checkpoint, records[:32])
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def contract_ok(records: list[dict], n_problems: int, n: int, max_tokens: int,
@@ -267,6 +317,10 @@ def main() -> int:
             info("vllm_resumed_samples_identical_to_fresh",
                  f"{same}/{len(redrawn)} whole samples, {first_token}/{len(redrawn)} first tokens "
                  "(first tokens equal => per-sample seeds line up with n-fanout seeds)")
+
+    if HAVE_VLLM:
+        common_served = [problems, "-n", str(n), "--max-tokens", str(max_tokens), "--seed", "0"]
+        serve_check(checkpoint, common_served, out, n_problems, n, max_tokens, stops)
 
     if hf["exit"] == 0:
         grpo_check(checkpoint, hf_file, out)
