@@ -150,3 +150,26 @@ def test_a_missing_optional_package_is_one_line_naming_the_extra(tiny_checkpoint
         "rlscale rollout: this needs torch, which is not installed: pip install 'rlscale[train]'\n",
         "rlscale rollout: this needs transformers, which is not installed: "
         "pip install 'rlscale[train]'\n")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_answers_version(command):
+    result = run_cli([command, "--version"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, f"rlscale {__version__}\n", "")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_at_80_columns_shows_whole_option_names_and_no_bool_metavar(command):
+    import re
+
+    result = run_cli([command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "…" not in result.stdout and "<bool>" not in result.stdout
+    # every option the command declares appears in full
+    import typer.main
+
+    params = typer.main.get_command(app).commands[command].params
+    names = [o for p in params for o in [*p.opts, *p.secondary_opts] if o.startswith("-")]
+    assert "--output" in names
+    for name in names:
+        assert re.search(rf"(^|[ ,/]){re.escape(name)}([ ,=]|$)", result.stdout, re.M), name

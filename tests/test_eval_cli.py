@@ -265,3 +265,27 @@ def test_set_adds_typed_constant_fields_for_a_runs_file():
     bad = run_cli(["eval", "--set", "step"], input=scored)
     assert bad.exit_code == 2
     assert "rlscale eval: --set 'step': expected KEY=VALUE" in bad.stderr
+
+
+@pytest.mark.parametrize("item, message", [
+    ("n_tokens=", "--set 'n_tokens=': empty value (an empty $(...)?); write n_tokens='\"\"' for "
+                  "an empty string"),
+    ("step=01", "--set 'step=01': a number cannot start with 0; write the number without it, or "
+                "step='\"01\"' for text"),
+    ("loss=5", "--set loss: eval computes this field itself; choose another name"),
+    ("n_prompts=3", "--set n_prompts: eval computes this field itself; choose another name"),
+])
+def test_set_refuses_empty_leading_zero_and_computed_fields(item, message):
+    scored = jsonl([{"prompt_id": "a", "reward": 1.0}])
+    result = run_cli(["eval", "--set", item], input=scored)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"rlscale eval: {message}\n"
+
+
+def test_set_keeps_an_explicit_empty_string_and_text_with_zeros():
+    scored = jsonl([{"prompt_id": "a", "reward": 1.0}])
+    result = run_cli(["eval", "--set", 'tag=""', "--set", 'code="01"', "--set", "step=0"],
+                     input=scored)
+    assert result.exit_code == 0, result.stderr
+    assert (result.records[0]["tag"], result.records[0]["code"], result.records[0]["step"]) \
+        == ("", "01", 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -212,9 +213,14 @@ def parse_csv_list(value: str | None, option: str, kind: Callable[[str], T] = st
     return out
 
 
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\Z")
+
+
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
     """Parse repeated ``KEY=VALUE`` options; a value that is JSON (``3``, ``7e9``, ``true``,
-    ``"x"``) keeps its type, anything else is a string.
+    ``"x"``) keeps its type, anything else is a string. An empty value (often an empty shell
+    substitution) and a number with a leading zero (``01``: 1, or the text "01"?) are usage
+    errors rather than guesses; write ``KEY='""'`` for an empty string.
 
     >>> parse_assignments(["step=3", "N=7e9", "run_id=a"], "--set")
     {'step': 3, 'N': 7000000000.0, 'run_id': 'a'}
@@ -226,6 +232,12 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        if not text.strip():
+            raise UsageError(f"{option} {item!r}: empty value (an empty $(...)?); write "
+                             f"{key.strip()}='\"\"' for an empty string")
+        if _LEADING_ZERO.match(text.strip()):
+            raise UsageError(f"{option} {item!r}: a number cannot start with 0; write the "
+                             f"number without it, or {key.strip()}='\"{text.strip()}\"' for text")
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError:

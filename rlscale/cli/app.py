@@ -7,8 +7,12 @@ vllm, matplotlib) only inside their command bodies, so ``rlscale <cmd> --help`` 
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import sys
+import typing
+from typing import Annotated
 
 import typer
 
@@ -35,7 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -54,11 +58,37 @@ def _root(
     """Run, measure and predict RL post-training (GRPO) of language models on math."""
 
 
+def _with_version(command):
+    """The command with an eager ``--version`` option too (``rlscale curate --version``)."""
+    hints = typing.get_type_hints(command, include_extras=True)  # the modules' own names
+    signature = inspect.signature(command)
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation))
+                  for p in signature.parameters.values()]
+    option = inspect.Parameter(
+        "version", inspect.Parameter.KEYWORD_ONLY, default=False,
+        annotation=Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")])
+
+    @functools.wraps(command)
+    def wrapper(*args, version: bool = False, **kwargs):
+        return command(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*parameters, option])
+    wrapper.__annotations__ = {**hints, "version": option.annotation}
+    return wrapper
+
+
+def _examples(epilog: str) -> str:
+    """Keep each example command on its line: click rewraps paragraphs unless marked \\b."""
+    head, *examples = epilog.split("\n\n")
+    return "\n\n".join([head, *("\b\n" + example for example in examples)])
+
+
 def _register() -> None:
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"rlscale.cli.{module_name}")
-        app.command(module.NAME, help=module.HELP, epilog=module.EPILOG,
-                    short_help=SUMMARIES[module_name])(module.command)
+        app.command(module.NAME, help=module.HELP, epilog=_examples(module.EPILOG),
+                    short_help=SUMMARIES[module_name])(_with_version(module.command))
 
 
 _register()
@@ -76,3 +106,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
