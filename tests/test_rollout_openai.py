@@ -247,8 +247,11 @@ def test_concurrency_is_bounded_and_connections_are_reused(problems_file):
 # --- fail fast ---------------------------------------------------------------------------------
 
 
-def test_unreachable_url_and_wrong_model_fail_before_sampling(server, problems_file):
+def test_unreachable_url_and_wrong_model_fail_before_sampling(server, problems_file,
+                                                               monkeypatch):
     import socket
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -265,6 +268,11 @@ def test_unreachable_url_and_wrong_model_fail_before_sampling(server, problems_f
                                                  f"by {server.url} (it serves policy)\n")
     assert server.generation_bodies() == []
     server.api_key = "right"
+    result = rollout(problems_file, "--backend", "openai", "--base-url", server.url, "--model",
+                     "policy")
+    assert (result.exit_code, result.stderr) == (1, f"rlscale rollout: --base-url {server.url}: "
+                                                 "the server refused the API key (HTTP 401: "
+                                                 "bad key)\n")
     result = rollout(problems_file, "--backend", "openai", "--base-url", server.url, "--model",
                      "policy", "--api-key-env", "RLSCALE_TEST_NO_SUCH_VAR")
     assert (result.exit_code, result.stderr) == (2, "rlscale rollout: --api-key-env "
@@ -285,6 +293,10 @@ def test_unreachable_url_and_wrong_model_fail_before_sampling(server, problems_f
      "report log-probs before temperature scaling by default)"),
     (["--backend", "openai", "--model", "m", "--base-url", "http://x/v1", "--concurrency", "0"],
      "--concurrency must be at least 1, got 0"),
+    (["--backend", "openai", "--model", "m", "--base-url", "http://x/v1", "--max-prompt-tokens",
+      "9"], "--max-prompt-tokens with --backend openai needs --tokenizer DIR"),
+    (["--backend", "hf", "--model", "m", "--tokenizer", "t/"],
+     "--tokenizer is for --backend openai (other backends use --model's)"),
 ])
 def test_usage_errors(args, message):
     result = rollout(*args, input="")
