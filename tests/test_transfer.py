@@ -59,9 +59,10 @@ def test_verdicts_follow_the_interval():
     assert slope_trend(falling).verdict == "improves"
     assert slope_trend(rising).verdict == "degrades"
     assert slope_trend(flat).verdict == "flat"
-    # a single point per size has no slope; two sizes of two points have no interval
-    assert slope_trend({1: ([1e20], [0.5])}).verdict == "flat"
-    assert slope_trend({1: ([1e20, 1e21], [0.5, 0.4])}).lo is None
+    # a single point per size has no slope; one curve of two points has no interval
+    assert slope_trend({1: ([1e20], [0.5])}).verdict == "insufficient"
+    two = slope_trend({1: ([1e20, 1e21], [0.5, 0.4])})
+    assert (two.slope, two.lo, two.verdict) == (pytest.approx(-0.1), None, "insufficient")
 
 
 def test_bad_points_are_refused():

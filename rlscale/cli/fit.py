@@ -188,9 +188,10 @@ def command(
                                                "data_source), the slope of --y against log10 "
                                                "--x pooled over --group sizes and per size, "
                                                "with its --ci-level interval and a verdict "
-                                               "(improves / flat / degrades); one record per "
-                                               "benchmark and size; --plot draws one panel "
-                                               "per benchmark.", metavar="FIELD")] = None,
+                                               "(improves / flat / degrades / insufficient); "
+                                               "one record per benchmark and size; --plot "
+                                               "draws one panel per benchmark.",
+                                               metavar="FIELD")] = None,
     out_format: Annotated[str, typer.Option("--format", help="json (one object, the default) "
                                             "| table | markdown: a readable fit or ranking "
                                             "on stdout.")] = "json",

@@ -11,7 +11,8 @@ intercept per size (so sizes with different base losses do not fake a trend), an
 ``b`` is the change in loss per tenfold compute; its interval is the ordinary least-squares
 ``level`` interval (Student t, ``n - sizes - 1`` degrees of freedom). Verdict: ``improves`` when
 the whole interval is below 0 (loss falls with compute), ``degrades`` when it is above 0,
-``flat`` otherwise (including too few points for an interval). The interval treats points of
+``flat`` otherwise; ``insufficient`` when there are too few points (or no compute spread) for
+an interval -- never a guessed trend. The interval treats points of
 one curve as independent; consecutive steps of one run are correlated, so it is optimistic --
 read a borderline verdict as flat.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-VERDICTS = ("improves", "flat", "degrades")
+VERDICTS = ("improves", "flat", "degrades", "insufficient")
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,11 @@ def slope_trend(curves: Mapping[Any, tuple[Sequence[float], Sequence[float]]],
         sxx += float(dx @ dx)
         residual_parts.append((dx, dy))
     if sxx <= 0.0:
-        return Trend(None, None, None, n_points, "flat")
+        return Trend(None, None, None, n_points, "insufficient")
     slope = sxy / sxx
     dof = n_points - n_curves - 1
     if dof < 1:
-        return Trend(slope, None, None, n_points, "flat")
+        return Trend(slope, None, None, n_points, "insufficient")
     sse = sum(float(((dy - slope * dx) ** 2).sum()) for dx, dy in residual_parts)
     se = math.sqrt(sse / dof / sxx)
     half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
@@ -129,7 +130,8 @@ def transfer_report(data: Mapping[str, Mapping[Any, tuple[list[float], list[floa
 def verdict_line(row: Mapping[str, Any]) -> str:
     """``humaneval: flat (slope -0.0031 per 10x C, 95% CI [-0.0100, 0.0038], 12 points)``."""
     if row["slope_per_decade"] is None:
-        return f"{row['benchmark']}: flat (no compute spread to fit a slope)"
+        return (f"{row['benchmark']}: insufficient (no compute spread to fit a slope, "
+                f"{row['n_points']} points)")
     interval = ("no interval: too few points" if row["slope_lo"] is None else
                 f"{row['ci_level']:.0%} CI [{row['slope_lo']:.4f}, {row['slope_hi']:.4f}]")
     return (f"{row['benchmark']}: {row['verdict']} (slope {row['slope_per_decade']:.4f} loss "
