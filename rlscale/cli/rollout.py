@@ -83,7 +83,7 @@ def command(
         help="hf, vllm, openai (an OpenAI-compatible server at --base-url), or auto (vllm when "
         "installed and a GPU is present, else hf).")] = "auto",
     batch_size: Annotated[int | None, typer.Option(
-        help="Problems sampled together (default: hf 8, vllm 512).")] = None,
+        help="Problems sampled together (default: hf 8, vllm 512, openai 256).")] = None,
     tensor_parallel_size: Annotated[int, typer.Option(
         help="vLLM: GPUs per model replica.")] = 1,
     lora: Annotated[str | None, typer.Option(metavar="DIR",
