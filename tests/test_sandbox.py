@@ -148,14 +148,13 @@ def test_spinning_hits_the_cpu_or_wall_limit():
     assert result.outcome == sandbox.TIMEOUT
 
 
+@pytest.mark.skipif(not ROOT, reason="without the uid drop the solution may signal its parent "
+                    "(here: pytest); in a Grader that is a pool worker, which is replaced")
 def test_killing_the_parent_fails_and_the_grader_lives():
-    pid = os.getpid()
     result = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
                  "os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)\n")
-    assert os.getpid() == pid
-    if ROOT:
-        assert result.outcome == sandbox.ERROR
-        assert result.reason.startswith("PermissionError")
+    assert result.outcome == sandbox.ERROR
+    assert result.reason.startswith("PermissionError")
 
 
 def test_exiting_early_is_not_a_pass():
