@@ -421,3 +421,26 @@ def test_retry_after_forms_and_server_messages():
 def test_engine_arguments_are_checked():
     with pytest.raises(UsageError, match="--max-retries must be >= 0"):
         OpenAIRollout("http://127.0.0.1:1/v1", "m", SamplingParams(), max_retries=-1)
+
+
+def test_chat_logprobs_are_read_from_the_chat_answer(server):
+    records = engine_run(server, SamplingParams(n=1, max_tokens=6, seed=2), logprobs=True)
+    bodies = server.generation_bodies()[3:]
+    assert all((b["logprobs"], b["top_logprobs"]) == (True, 0) for b in bodies)
+    for record in records:
+        n = record["n_completion_tokens"]
+        assert n >= 1 and record["old_logprobs"] == [-0.25 * (i % 4) for i in range(n)]
+
+
+def test_served_context_bounds_tokenized_prompts(server, tiny_checkpoint, problems_file):
+    from rlscale.engines.hf_rollout import PromptEncoder, load_tokenizer
+
+    n_prompt = len(PromptEncoder(load_tokenizer(tiny_checkpoint))(PROBLEMS[0]["prompt"]))
+    result = rollout(problems_file, "--backend", "openai", "--base-url", server.url, "--model",
+                     "policy", "--tokenizer", tiny_checkpoint, "-n", "1", "--max-tokens",
+                     str(4096 - n_prompt + 1))
+    assert result.exit_code == 1
+    assert result.stderr == (f"rlscale rollout: {problems_file}:1: prompt has {n_prompt} tokens; "
+                             f"with --max-tokens {4096 - n_prompt + 1} it exceeds the model's "
+                             "context of 4096 tokens (use --skip-invalid to drop such prompts)\n")
+    assert server.generation_bodies()[3:] == []  # refused before sampling
