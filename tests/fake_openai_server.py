@@ -78,8 +78,8 @@ class FakeServer:
         self.httpd.server_close()
 
     def generation_bodies(self) -> list[dict[str, Any]]:
-        return [b for b, p in zip(self.bodies, self.paths, strict=True) if p != "/v1/models"
-                and "lora_name" not in b]
+        return [b for b, p in zip(self.bodies, self.paths, strict=True)
+                if p in ("/v1/completions", "/v1/chat/completions")]
 
     # --- answers ------------------------------------------------------------------------
 
@@ -176,6 +176,8 @@ class FakeServer:
                     server.headers.append(dict(self.headers))
                 if not self._auth_ok():
                     return self._send(401, {}, b'{"error": {"message": "bad key"}}')
+                if self.path == "/version":  # vLLM's, beside /v1
+                    return self._send(200, {}, b'{"version": "0.33.0-fake"}')
                 if self.path != "/v1/models":
                     return self._send(404, {}, b'{"detail": "Not Found"}')
                 data = [{"object": "model", "max_model_len": 4096, **m} for m in server.models]

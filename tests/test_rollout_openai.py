@@ -124,7 +124,8 @@ def test_chat_records_seeds_and_requests(server, problems_file, tmp_path, monkey
         assert record["sampling"]["backend"] == "openai"
         assert record["sampling"]["seed_honoured"] == "yes"
         assert record["sampling"]["server"] == server.url
-    assert all(p in ("/v1/models", "/v1/chat/completions") for p in server.paths)
+        assert record["sampling"]["server_version"] == "0.33.0-fake"
+    assert all(p in ("/v1/models", "/version", "/v1/chat/completions") for p in server.paths)
     assert all(h.get("Authorization") == "Bearer sk-secret-123" for h in server.headers)
     with open(out, "rb") as handle:
         assert b"sk-secret" not in handle.read()

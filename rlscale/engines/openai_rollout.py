@@ -203,8 +203,10 @@ class OpenAIRollout:
                                 max_keepalive_connections=concurrency))
         self.served: dict[str, Any] = {}
         self.seed_status = "not checked"
+        self.server_version: str | None = None
         try:
             self.served = self._run(self._check_model(lora, expect_step))
+            self.server_version = self._run(self._version())
             if probe:
                 self.seed_status = self._run(self._probe_seed())
         except BaseException:
@@ -229,6 +231,7 @@ class OpenAIRollout:
     def describe(self) -> dict[str, Any]:
         """What goes into each record's ``sampling`` beside the shared fields."""
         return {"server": redact_url(self.base_url), "seed_honoured": self.seed_status,
+                **({"server_version": self.server_version} if self.server_version else {}),
                 **({"served_root": self.served["root"]} if self.served.get("root") else {})}
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[SampleOutput]:
@@ -292,6 +295,18 @@ class OpenAIRollout:
                 raise RlscaleError(f"--expect-step {expect_step}: the server has step {served} "
                                    f"of {self.model}; reload the weights before sampling")
         return entry
+
+    async def _version(self) -> str | None:
+        """The server's version where it says (vLLM: ``GET /version`` beside ``/v1``)."""
+        import httpx
+
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            response = await self._client.get(root + "/version")
+            version = response.json().get("version") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return str(version) if isinstance(version, (str, int, float)) else None
 
     async def _load_lora(self, lora: str) -> None:
         import os
