@@ -184,3 +184,21 @@ def test_hostile_stream_goes_on():
     assert verdicts[4] == "timeout"
     assert verdicts[-1] == "correct"
     assert _sandbox_processes() == []
+
+
+@pytest.mark.skipif(not ROOT, reason="sandbox uids exist only as root")
+def test_leftovers_of_a_killed_grader_are_reaped_by_the_next_run():
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer exists: the "grading process" that was killed
+    uid = sandbox._UID_BASE + gone.pid * 64 + 5
+    orphan = subprocess.Popen(["sleep", "600"], user=uid, group=uid, extra_groups=[],
+                              start_new_session=True)
+    try:
+        assert orphan.pid in _sandbox_processes()
+        assert run(GOOD).outcome == sandbox.PASSED  # run() also asserts nothing is left
+        assert orphan.wait(timeout=10) == -9
+    finally:
+        orphan.kill()
+        orphan.wait()

@@ -12,7 +12,8 @@ What :func:`run_tests` does, in layers (each one on its own is not enough):
 * **an unprivileged uid** when the caller is root: each run gets a uid of its own (no passwd
   entry, no groups), so it cannot read root's files (``/root/.ssh``), signal the grader or other
   runs, and ``RLIMIT_NPROC`` binds (it does not for root); every process of that uid is killed
-  when the run ends, including children that left the process group. This needs a Python
+  when the run ends, including children that left the process group (and, at the next run,
+  those of a run whose grading process was killed before it could clean up). This needs a Python
   interpreter that the unprivileged uid can execute (the running one if its directories are
   world-readable, else ``/usr/bin/python3``); without one, or when not root, the run keeps the
   caller's uid and a warning says so once;
@@ -197,11 +198,17 @@ def _next_uid() -> int:
     global _counter
     with _counter_lock:
         _counter += 1
-        return _UID_BASE + (os.getpid() % 1_000_000) * 64 + _counter % 64
+        return _UID_BASE + os.getpid() * 64 + _counter % 64  # the owner's pid is in the uid
+
+
+def _owner_alive(uid: int) -> bool:
+    return os.path.exists(f"/proc/{(uid - _UID_BASE) // 64}")
 
 
 def _uid_processes(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose real uid is ``uid``."""
+    """Live (non-zombie) processes whose real uid is ``uid``, and those of sandbox uids whose
+    owner (the grading process that started them) is gone: a worker killed by its pool's
+    timeout in the middle of a run cannot clean up after itself, so the next run does."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -215,7 +222,10 @@ def _uid_processes(uid: int) -> list[int]:
         if fields.get("State", "").strip().startswith("Z"):
             continue
         uids = fields.get("Uid", "").split()
-        if uids and uids[0] == str(uid):
+        if not uids or not uids[0].isdigit():
+            continue
+        owner = int(uids[0])
+        if owner == uid or (owner >= _UID_BASE and not _owner_alive(owner)):
             found.append(int(entry))
     return found
 
