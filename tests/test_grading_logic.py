@@ -101,3 +101,14 @@ def test_reward_cli_writes_cell_accuracy():
     out = [json.loads(line) for line in result.stdout.split("\n")[:2]]
     assert (out[0]["verdict"], out[0]["cell_accuracy"]) == ("correct", 1.0)
     assert out[1]["verdict"] == "error" and "ground truth is not a grid" in out[1]["reason"]
+
+
+def test_structured_ground_truth_for_a_math_grader_is_refused():
+    from tests.conftest import jsonl, run_cli
+
+    result = run_cli(["reward", "--grader", "paper"],
+                     input=jsonl([{"completion": "\\boxed{1}", "answer": [1, 2],
+                                   "data_source": "math__math"}]))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("rlscale reward: <stdin>:1: answer: an object or array is a "
+                                     "ground truth of the code or logic grader only, not paper")

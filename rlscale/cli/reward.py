@@ -109,7 +109,12 @@ def command(
         from rlscale.core.grading import FALLBACKS, GRADERS, VERDICTS
         from rlscale.core.grading.dispatch import Grader, GraderConfig, GradeTask
         from rlscale.core.grading.math_grader import MathOptions
-        from rlscale.core.grading.registry import ground_truth_text, paper_routes
+        from rlscale.core.grading.registry import (
+            STRUCTURED_GRADERS,
+            ground_truth_text,
+            paper_routes,
+            resolve,
+        )
         from rlscale.core.jsonl import RecordReader, RecordWriter, refuse_overlap
 
         check_choice(grader, GRADERS, "--grader")
@@ -143,10 +148,17 @@ def command(
                                        "(expected math*, aime*, math_dapo, openai/gsm8k, "
                                        "codegen__*, logic__zebra_puzzle* or stem__supergpqa*)")
                         continue
-                    gold = ground_truth_text(record[answer_field])
+                    value = record[answer_field]
+                    gold = ground_truth_text(value)
                     if gold is None:
                         reader.invalid(where, f"{answer_field}: expected a string, number, "
                                        "object or array")
+                        continue
+                    if isinstance(value, dict | list) and \
+                            resolve(grader, source) not in STRUCTURED_GRADERS:
+                        reader.invalid(where, f"{answer_field}: an object or array is a ground "
+                                       "truth of the code or logic grader only, not "
+                                       f"{resolve(grader, source)}")
                         continue
                     task = GradeTask(record[response_field], gold, source)
                     yield record, task

@@ -22,6 +22,8 @@ DOMAIN_GRADERS = ("code", "logic", "choice")
 # data_source prefixes of the paper's out-of-domain benchmarks -> grader
 DOMAIN_PREFIXES = (("codegen__", "code"), ("logic__zebra_puzzle", "logic"),
                    ("stem__supergpqa", "choice"))
+# graders whose ground truth may be structured (a test program object, a grid)
+STRUCTURED_GRADERS = frozenset({"code", "logic"})
 # graders that run a process (not cheap enough for the in-process fast path)
 NEEDS_WORKER = frozenset({"code"})
 
