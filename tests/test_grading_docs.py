@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["extraction", "normalize", "expressions", "paper_grader"]
+MODULES = ["extraction", "normalize", "expressions", "paper_grader", "bounded"]
 
 
 @pytest.mark.parametrize("name", MODULES)
