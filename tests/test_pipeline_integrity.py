@@ -337,3 +337,61 @@ def test_curate_split_refuses_a_cut_stream_but_not_a_complete_one(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ["t.jsonl", "train.jsonl"]
     assert len(RecordReader([str(tmp_path / "t.jsonl")]).records().__next__()) > 0
+
+
+# --- the README pipeline, verbatim ---------------------------------------------------------------
+
+
+def _readme_pipeline() -> list[str]:
+    """The commands of the README's first bash block (comments dropped, continuations joined)."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as handle:
+        text = handle.read()
+    start = text.index("```bash\nset -eo pipefail") + len("```bash\n")
+    block = text[start:text.index("```", start)].replace("\\\n", "")
+    return [line for line in block.split("\n") if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.skipif(__import__("shutil").which("jq") is None, reason="the README pipeline uses jq")
+def test_readme_pipeline_verbatim_gives_c_and_d(tmp_path, tiny_checkpoint):
+    """Two cron steps of the README pipeline on a tiny model: D = prompts per step x step and
+    C = 6 N T from grpo-step's own token counts (not eval's held-out set size)."""
+    import shutil
+
+    commands = _readme_pipeline()
+    assert commands[0].startswith("set -eo pipefail") and "rlscale flops runs.jsonl" in commands[-1]
+    # the only changes: a tiny model built in code, a held-out set it can sample quickly
+    subs = [("Qwen2.5-0.5B", "base"), ("--holdout 500", "--holdout 5"),
+            ("rlscale rollout --model", "rlscale rollout --max-tokens 8 --model")]
+    for old, new in subs:
+        assert any(old in command for command in commands), old
+        commands = [command.replace(old, new) for command in commands]
+    shutil.copytree(tiny_checkpoint, tmp_path / "base")
+    (tmp_path / "raw.jsonl").write_text(jsonl(
+        [{"prompt": f"What is {i} plus {i + 1}?", "answer": str(2 * i + 1)} for i in range(13)]))
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+
+    def bash(lines: list[str]) -> None:
+        done = subprocess.run(["bash", "-c", "\n".join(["set -eo pipefail", *lines])],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    setup, step, final = commands[1:3], commands[3:-1], commands[-1]
+    bash(setup)
+    train = _lines((tmp_path / "train.jsonl").read_text())
+    assert len(train) == 8 + 1 and train[-1].startswith('{"rlscale_end"')
+    for batch in (train[0:4], train[4:8]):  # what cron hands each step: 4 problems
+        (tmp_path / "batch.jsonl").write_text("\n".join(batch) + "\n")
+        bash(step)
+    metrics = RecordReader([str(tmp_path / "metrics.jsonl")])
+    steps = list(metrics.records())
+    assert metrics.complete and [m["step"] for m in steps] == [1, 2]
+    assert [m["n_groups"] for m in steps] == [4, 4]
+    runs = list(RecordReader([str(tmp_path / "runs.jsonl")]).records())
+    assert [r["n_prompts"] for r in runs] == [5, 5]  # eval's held-out set size
+    flops = subprocess.run(["bash", "-c", final.split(" | rlscale fit")[0]], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert flops.returncode == 0, flops.stderr
+    points = [r for r in map(orjson.loads, _lines(flops.stdout)) if "rlscale_end" not in r]
+    assert [p["D"] for p in points] == [4, 8]  # prompts trained on, not 5 held-out x step
+    tokens = [m["n_tokens"] for m in steps]
+    assert [p["C"] for p in points] == [6 * 5e8 * tokens[0], 6 * 5e8 * (tokens[0] + tokens[1])]

@@ -22,8 +22,9 @@ def _load_json(path: str) -> dict[str, Any]:
 
 
 def _load_jsonl(path: str) -> list[dict[str, Any]]:
-    with open(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle if line.strip()]
+    from rlscale.core.jsonl import read_records
+
+    return read_records([path])  # the one reader: end-of-stream records are not data
 
 
 def _num(value: float | None, digits: int = 3) -> str:
