@@ -159,27 +159,29 @@ train_size() {
         lo=$((s * BATCH + 1)) hi=$(((s + 1) * BATCH))
         {
             if ((s < STEPS)); then sed -n "${lo},${hi}p" "$OUT/train.jsonl"; fi
-            sed "s/^{/{\"run_id\":\"$size\",\"step\":$s,\"n_tokens\":$tokens,/" "$OUT/heldout.jsonl"
+            sed "/^{\"rlscale_end\"/d; s/^{/{\"run_id\":\"$size\",\"step\":$s,\"n_tokens\":$tokens,/" "$OUT/heldout.jsonl"
         } | rlscale rollout --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
                 --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 256 --quiet \
           | rlscale reward --fallbacks none --quiet > "$dir/scored.jsonl"
         # Held-out: same per-sample seeds at every step (common random numbers across steps).
+        # grep splits the complete scored batch in two: the end record's count is for the whole,
+        # so the two halves are taken as they are (RLSCALE_END_RECORD=0).
         grep -F '"split":"test"' "$dir/scored.jsonl" \
-            | rlscale eval --by run_id,step,n_tokens --k 1,"$GROUP" --seed "$SEED" --quiet \
+            | RLSCALE_END_RECORD=0 rlscale eval --by run_id,step,n_tokens --k 1,"$GROUP" --seed "$SEED" --quiet \
             >> "$dir/eval.jsonl" &
         eval_pid=$!
         if ((s < STEPS)); then
             grep -vF '"split":"test"' "$dir/scored.jsonl" \
-                | rlscale grpo-step --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
+                | RLSCALE_END_RECORD=0 rlscale grpo-step --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
                     --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
                 >> "$dir/train-metrics.jsonl"
-            tokens=$(tail -n 1 "$dir/train-metrics.jsonl" | grep -o '"n_tokens":[0-9]*' | cut -d: -f2)
+            tokens=$(grep -o '"n_tokens":[0-9]*' "$dir/train-metrics.jsonl" | tail -n 1 | cut -d: -f2)
             [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $size" >&2; return 1; }
         fi
         wait "$eval_pid"
         # Keep the first and last held-out samples (the report counts boxed answers in them).
         if ((s == 0 || s == STEPS)); then grep -F '"split":"test"' "$dir/scored.jsonl" > "$dir/heldout-step$s.jsonl"; fi
-        log "$size step $s/$STEPS: held-out $(tail -n 1 "$dir/eval.jsonl" | grep -o '"loss":[0-9.e-]*')"
+        log "$size step $s/$STEPS: held-out $(grep -o '"loss":[0-9.e-]*' "$dir/eval.jsonl" | tail -n 1)"
     done
     # Compute: C = 6 N T with N = all parameters (every one of them is in a matmul here: the
     # embedding is tied to the output layer) and D = prompts consumed.
@@ -192,7 +194,7 @@ for_each_size train_size
 for size in "${SIZES[@]}"; do cat "$OUT/runs/$size/runs.jsonl"; done > "$OUT/runs.jsonl"
 
 # ---- 5. the scaling-law fit --------------------------------------------------------------
-log "fitting the saturating law to $(wc -l < "$OUT/runs.jsonl") points"
+log "fitting the saturating law to $(grep -vc '^{"rlscale_end"' "$OUT/runs.jsonl") points"
 rlscale fit "$OUT/runs.jsonl" --law saturating --plot "$OUT/demo.png" --bootstrap 200 --seed "$SEED" \
     -o "$OUT/fit.json" 2> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
 rlscale fit "$OUT/runs.jsonl" --law saturating --x D --seed "$SEED" -o "$OUT/fit-data.json" \

@@ -21,7 +21,8 @@ SCRIPT = os.path.join(REPO, "scripts", "demo.sh")
 
 def _read(path: str) -> list[dict]:
     with open(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle if line.strip()]
+        return [orjson.loads(line) for line in handle
+                if line.strip() and not line.startswith(b'{"rlscale_end"')]
 
 
 def _env() -> dict:
