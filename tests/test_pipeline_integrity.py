@@ -395,3 +395,24 @@ def test_readme_pipeline_verbatim_gives_c_and_d(tmp_path, tiny_checkpoint):
     assert [p["D"] for p in points] == [4, 8]  # prompts trained on, not 5 held-out x step
     tokens = [m["n_tokens"] for m in steps]
     assert [p["C"] for p in points] == [6 * 5e8 * tokens[0], 6 * 5e8 * (tokens[0] + tokens[1])]
+
+
+def test_fit_and_rollout_refuse_overlapping_files(tmp_path):
+    runs = tmp_path / "runs.jsonl"
+    text = jsonl([{"C": c, "loss": 0.5 / c, "N": 1} for c in (1, 2, 3, 4)])
+    runs.write_text(text)
+    result = run_inprocess(["fit", str(runs), "--law", "loglinear", "-o", str(runs)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"rlscale fit: -o {runs} is also the input {runs}: write to "
+                             "another file\n")
+    assert runs.read_text() == text
+    result = run_inprocess(["fit", str(runs), "--law", "loglinear", "-o", str(tmp_path / "a"),
+                            "--save", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "--save" in result.stderr
+    out = tmp_path / "samples.jsonl"
+    result = run_inprocess(["rollout", "--model", str(tmp_path), str(runs), "-o", str(out),
+                            "--skip-invalid", "--rejects", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"rlscale rollout: --rejects {out} is also the -o file: write to "
+                             "another file\n")
+    assert sorted(os.listdir(tmp_path)) == ["runs.jsonl"]

@@ -351,8 +351,8 @@ def test_cli_usage_errors(capsys, stop_checkpoint, args, message):
 def test_cli_refuses_to_write_over_its_input(capsys, stop_checkpoint, problems_file):
     code, _, err = cli(capsys, problems_file, "--model", stop_checkpoint, "--resume", "-o",
                        problems_file)
-    assert (code, err) == (2, f"rlscale rollout: -o {problems_file} is also an input; write the "
-                              "samples to another file\n")
+    assert (code, err) == (2, f"rlscale rollout: -o {problems_file} is also the input "
+                              f"{problems_file}: write to another file\n")
 
 
 def test_cli_missing_model_dir(capsys, problems_file):

@@ -148,10 +148,9 @@ def command(
         engine_args = parse_engine_args(vllm_arg)
         if resume and output in (None, "-"):
             raise UsageError("--resume needs -o FILE (the output file to continue)")
-        if output not in (None, "-") and any(
-                path != "-" and os.path.exists(path) and os.path.exists(output)
-                and os.path.samefile(path, output) for path in inputs or []):
-            raise UsageError(f"-o {output} is also an input; write the samples to another file")
+        from rlscale.core.jsonl import refuse_overlap
+
+        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
         if max_prompt_tokens is not None and max_prompt_tokens < 1:
             raise UsageError(f"--max-prompt-tokens must be at least 1, got {max_prompt_tokens}")
         if batch_size is not None and batch_size < 1:
