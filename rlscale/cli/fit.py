@@ -215,6 +215,10 @@ def command(
 
         # ---- validate options before reading anything
         nonlocal inputs, where, y, law
+        from rlscale.core.jsonl import refuse_overlap
+
+        refuse_overlap({"-o": output, "--save": save, "--plot": plot, "--rejects": rejects},
+                       inputs)
         law_given = law is not None
         law = law or ("loglinear" if plan else "saturating")
         if plan and (sizes or size_range):
