@@ -2,6 +2,9 @@
 # rlscale micro scaling study: the whole method of Tan et al. (2025) end to end on CPU, built
 # only from rlscale's own subcommands in shell pipelines.
 #
+#   0. first, the real result: `rlscale fit` on the paper's own Qwen2.5 Base curves (shipped
+#      with rlscale) reproduces Table 6's inter row beside the paper's numbers, with the Figure 1
+#      plot (OUT/paper-table6.md, OUT/paper-figure1.png);
 #   1. a synthetic arithmetic task, generated in code; difficulty = pass rate of a reference model
 #      (rlscale rollout | rlscale reward), curated into an easy->hard curriculum and a stratified
 #      held-out split with `rlscale curate`;
@@ -119,6 +122,15 @@ case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 rm -rf "$OUT"
 mkdir -p "$OUT/models" "$OUT/runs" "$OUT/logs"
 log "writing to $OUT ($( ((QUICK)) && echo quick || echo full ) study: sizes ${SIZES[*]}, $STEPS GRPO steps of $BATCH prompts x $GROUP samples, seed $SEED)"
+
+# ---- 0. the real result first: the paper's own curves --------------------------------------
+# Table 6's inter row (Qwen2.5 Base, C, fit on 0.5B-32B, 72B held out) and the Figure 1 plot,
+# from the curves shipped with rlscale; a second or two, before the micro study starts.
+rlscale fit --example paper-base --space linear --holdout-group 72e9 --plot "$OUT/paper-figure1.png" \
+    -o "$OUT/paper-fit.json" 2> "$OUT/logs/paper-fit.log" || { cat "$OUT/logs/paper-fit.log" >&2; exit 1; }
+"$PYTHON" -m rlscale.demo.paper "$OUT/paper-fit.json" | tee "$OUT/paper-table6.md"
+echo
+log "the paper's curves: $OUT/paper-table6.md, $OUT/paper-figure1.png; now the micro study"
 
 # ---- 1. the task and the shared tokenizer -------------------------------------------------
 N_PROBLEMS=$((STEPS * BATCH + HOLDOUT))

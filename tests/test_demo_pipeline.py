@@ -42,11 +42,31 @@ def quick_run(tmp_path_factory):
 
 def test_stdout_is_the_result_table_and_progress_is_on_stderr(quick_run):
     out, proc = quick_run
-    assert proc.stdout.startswith("| size | N (params) |")
-    assert "K_max = " in proc.stdout and "N_0 = " in proc.stdout and "R² = " in proc.stdout
+    # the demo opens with the paper's own result, then the micro study's table
+    with open(os.path.join(out, "paper-table6.md")) as handle:
+        paper_block = handle.read()
+    assert proc.stdout.startswith(paper_block) and paper_block.startswith("Table 6 of Tan")
+    study = proc.stdout[len(paper_block):].lstrip("\n")
+    assert study.startswith("| size | N (params) |")
+    assert "K_max = " in study and "N_0 = " in study and "R² = " in study
     assert "demo [" not in proc.stdout and "demo [" in proc.stderr
     with open(os.path.join(out, "summary.md")) as handle:
-        assert handle.read() == proc.stdout
+        assert handle.read() == study
+
+
+def test_the_demo_opens_with_table6_reproduced_from_the_shipped_curves(quick_run):
+    out, _ = quick_run
+    with open(os.path.join(out, "paper-fit.json"), "rb") as handle:
+        fit = orjson.loads(handle.read())
+    # Table 6 (Base, C, inter): K_max 0.1518, N_0 17.37B, R^2 0.9944, to the digits printed
+    assert round(fit["params"]["K_max"], 4) == 0.1518
+    assert round(fit["params"]["N_0"] / 1e9, 2) == 17.37
+    assert round(fit["metrics"]["r2"], 4) == 0.9944
+    with open(os.path.join(out, "paper-table6.md")) as handle:
+        rows = [line for line in handle if line.startswith("| paper") or line.startswith("| rl")]
+    assert [row.split("|")[2:5] for row in rows] == [[" 0.1518 ", " 17.37B ", " 0.9944 "]] * 2
+    with open(os.path.join(out, "paper-figure1.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_curated_splits(quick_run):
