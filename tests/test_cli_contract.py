@@ -63,7 +63,7 @@ def minimal_args(command: str, checkpoint: str, tmp_path) -> list[str]:
     }.get(command, [])
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "verl"])  # verl reads no input
 def test_empty_input_is_valid_bad_json_is_one_line_and_skip_invalid_counts(
         command, tiny_checkpoint, tmp_path):
     args = [command, *minimal_args(command, tiny_checkpoint, tmp_path)]

@@ -286,19 +286,23 @@ def test_fused_logprobs_match_full_logits_values_and_gradients(temperature, use_
 
 def test_emit_verl_maps_every_setting():
     result = run_cli(["grpo-step", "--emit", "verl", "--policy", "/m", "--kl", "k2", "--std",
-                      "biased", "--mini-batches", "4", "--train-batch-size", "256",
+                      "none", "--mini-batches", "4", "--train-batch-size", "256",
                       "--clip-high", "0.28", "--dual-clip", "0", "--lora", "--lora-rank", "16"])
     assert result.exit_code == 0, result.stderr
     (record,) = result.records
     overrides = dict(item.split("=", 1) for item in record["verl_overrides"])
     assert overrides["algorithm.adv_estimator"] == "grpo"
+    assert overrides["algorithm.norm_adv_by_std_in_grpo"] == "False"
     assert overrides["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
     assert overrides["actor_rollout_ref.actor.kl_loss_type"] == "mse"
     assert overrides["actor_rollout_ref.actor.clip_ratio_high"] == "0.28"
     assert overrides["actor_rollout_ref.actor.loss_agg_mode"] == "token-mean"
     assert overrides["actor_rollout_ref.model.lora_rank"] == "16"
     assert overrides["actor_rollout_ref.model.path"] == "/m"
-    assert record["command"].startswith("python3 -m verl.trainer.main_ppo algorithm.")
-    assert any("unbiased std only" in c for c in record["caveats"])
+    assert "python3 -m verl.trainer.main_ppo algorithm." in record["command"]
     assert any("dual clip" in c for c in record["caveats"])
-    assert "rlscale grpo-step: note: VeRL's GRPO advantage uses the unbiased std" in result.stderr
+    assert "rlscale grpo-step: note: VeRL always applies the dual clip" in result.stderr
+    # VeRL has no biased std: refused with the reason (it was a caveat before)
+    result = run_cli(["grpo-step", "--emit", "verl", "--policy", "/m", "--std", "biased"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("rlscale grpo-step: --std biased: VeRL's GRPO advantage")

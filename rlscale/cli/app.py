@@ -19,7 +19,7 @@ import typer
 from rlscale import __version__
 
 # Order is the order shown in `rlscale --help`: the pipeline order.
-COMMAND_MODULES = ("curate", "rollout", "reward", "grpo_step", "eval", "flops", "fit")
+COMMAND_MODULES = ("curate", "rollout", "reward", "grpo_step", "eval", "flops", "fit", "verl")
 
 # One line each for `rlscale --help`; the full story is in `rlscale <cmd> --help`.
 SUMMARIES = {
@@ -30,6 +30,7 @@ SUMMARIES = {
     "eval": "Test loss (1 - pass@1), pass@k and bootstrap CIs per group.",
     "flops": "Training compute C = 6NT, data D and parameter counts; VeRL logs to runs.",
     "fit": "Fit, validate and predict with RL scaling laws; plan compute.",
+    "verl": "Print a complete VeRL main_ppo launch for these GRPO settings.",
 }
 
 app = typer.Typer(

@@ -158,29 +158,27 @@ def command(
         _train(config)
 
     def _emit_verl() -> None:
-        from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, verl_overrides
         from rlscale.core.jsonl import RecordWriter
+        from rlscale.integrations.verl_launch import LaunchOptions, launch
 
         if policy is None:
             raise UsageError("--emit verl needs --policy (the model VeRL starts from)")
-        check_choice(kl, KL_ESTIMATORS, "--kl")
-        check_choice(loss_agg, LOSS_AGG_MODES, "--loss-agg")
-        if train_batch_size < 1 or group_size < 1 or mini_batches < 1:
-            raise UsageError("--train-batch-size, --group-size and --mini-batches must be >= 1")
-        overrides, caveats = verl_overrides(
-            policy=os.path.abspath(policy), lr=lr, clip_low=clip, clip_high=clip_high,
-            dual_clip=dual_clip or None, kl_coef=kl_coef, kl_estimator=kl, loss_agg=loss_agg,
+        # the same launch as `rlscale verl launch`, whose options add data and trainer settings
+        result = launch(LaunchOptions(
+            policy=policy, lr=lr, clip_low=clip, clip_high=clip_high, dual_clip=dual_clip,
+            kl_coef=kl_coef, kl=kl, loss_agg=loss_agg, loss_scale=loss_scale,
             entropy_coef=entropy_coef, mini_batches=mini_batches,
-            micro_batch_size=micro_batch_size, max_grad_norm=max_grad_norm or None,
-            weight_decay=weight_decay, std_mode=std, temperature=temperature, shuffle=shuffle,
-            train_batch_size=train_batch_size, group_size=group_size,
-            lora_rank=lora_rank if lora else None, lora_alpha=lora_alpha,
-            lora_target=lora_target)
+            micro_batch_size=micro_batch_size,
+            max_tokens_per_micro_batch=max_tokens_per_micro_batch, max_grad_norm=max_grad_norm,
+            weight_decay=weight_decay, std=std, temperature=temperature, shuffle=shuffle,
+            train_batch_size=train_batch_size, group_size=group_size, lora=lora,
+            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+            lora_target=lora_target, gradient_checkpointing=gradient_checkpointing,
+            seed=seed), data_required=False)
         with RecordWriter(output) as writer:
-            writer.write({"verl_overrides": overrides, "caveats": caveats,
-                          "command": "python3 -m verl.trainer.main_ppo " + " ".join(overrides),
+            writer.write({**result, "verl_overrides": result["overrides"],
                           "run_meta": run_meta(seed)})
-        for caveat in caveats:
+        for caveat in result["caveats"]:
             say(f"rlscale grpo-step: note: {caveat}", quiet)
 
     def _train_config():
