@@ -416,3 +416,28 @@ def test_fit_and_rollout_refuse_overlapping_files(tmp_path):
     assert result.stderr == (f"rlscale rollout: --rejects {out} is also the -o file: write to "
                              "another file\n")
     assert sorted(os.listdir(tmp_path)) == ["runs.jsonl"]
+
+
+def test_rollout_resume_ends_the_file_with_one_count_for_the_whole_batch(tmp_path,
+                                                                        tiny_checkpoint):
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(jsonl([{"prompt_id": f"p{i}", "prompt": f"{i} plus {i} is",
+                                "answer": str(2 * i)} for i in range(3)]))
+    out = tmp_path / "samples.jsonl"
+    args = ["rollout", str(problems), "--model", tiny_checkpoint, "-n", "2", "--max-tokens", "4",
+            "--no-chat-template", "-o", str(out)]
+    result = run_cli(args)
+    assert result.exit_code == 0, result.stderr
+    lines = _lines(out.read_text())
+    assert len(lines) == 7 and orjson.loads(lines[-1]) == {
+        "rlscale_end": {"tool": "rollout", "records": 6}}
+    out.write_text("\n".join(lines[:3]) + "\n")  # a run killed after 3 samples: no end record
+    reader = RecordReader([str(out)])
+    list(reader)
+    assert not reader.complete
+    result = run_cli([*args, "--resume"])
+    assert result.exit_code == 0, result.stderr
+    reader = RecordReader([str(out)])
+    samples = list(reader.records())
+    assert reader.complete and len(samples) == 6
+    assert orjson.loads(_lines(out.read_text())[-1])["rlscale_end"]["records"] == 6
