@@ -441,3 +441,12 @@ def test_rollout_resume_ends_the_file_with_one_count_for_the_whole_batch(tmp_pat
     samples = list(reader.records())
     assert reader.complete and len(samples) == 6
     assert orjson.loads(_lines(out.read_text())[-1])["rlscale_end"]["records"] == 6
+
+
+def test_rejects_go_through_the_atomic_writer(tmp_path):
+    rejects = tmp_path / "bad.jsonl.gz"
+    result = run_inprocess(["reward", "--skip-invalid", "--rejects", str(rejects)],
+                           input='{"completion": "1", "answer": "1"}\nnot json\n')
+    assert result.exit_code == 0, result.stderr
+    assert gzip.decompress(rejects.read_bytes()) == b"not json\n"
+    assert os.listdir(tmp_path) == ["bad.jsonl.gz"]

@@ -111,8 +111,13 @@ def open_rejects(path: str | None, skip_invalid: bool) -> Iterator[IO[bytes] | N
         return
     if not skip_invalid:
         raise UsageError("--rejects needs --skip-invalid")
-    with open(path, "wb") as handle:
-        yield handle
+    from rlscale.core.jsonl import AtomicFile
+
+    rejects = AtomicFile(path)  # the one atomic writer: umask, .gz, no temp file left behind
+    try:
+        yield rejects.handle
+    finally:
+        rejects.commit()  # kept when the command fails too: the rejected lines show why
 
 
 def report_skipped(command: str, n_skipped: int, rejects: str | None, quiet: bool) -> None:
