@@ -450,3 +450,10 @@ def test_rejects_go_through_the_atomic_writer(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert gzip.decompress(rejects.read_bytes()) == b"not json\n"
     assert os.listdir(tmp_path) == ["bad.jsonl.gz"]
+
+
+def test_gzip_on_a_real_stdin_pipe_is_read():
+    rows = [{"completion": "\\boxed{2}", "answer": "2"}]
+    result = run_cli(["reward"], input=gzip.compress(jsonl(rows).encode()))
+    assert result.exit_code == 0, result.stderr
+    assert [r["reward"] for r in result.records] == [1.0]
