@@ -155,6 +155,18 @@ def log_lines(request):
     return lines
 
 
+def file_log(request):
+    """Write steps with VeRL's own file logger (trainer.logger=[file]) to request['path']."""
+    os.environ["VERL_FILE_LOGGER_PATH"] = request["path"]
+    from verl.utils.tracking import FileLogger
+
+    logger = FileLogger(project_name="p", experiment_name="e")
+    for step in request["steps"]:
+        logger.log(step["metrics"], step=step["step"])
+    logger.finish()
+    return request["path"]
+
+
 request_keys: list[str] = []
 
 if __name__ == "__main__":
@@ -162,10 +174,13 @@ if __name__ == "__main__":
     request = json.load(sys.stdin)
     request_keys = request.get("keys", [])
     answer = {}
+    out, sys.stdout = sys.stdout, sys.stderr  # VeRL prints progress; stdout is the answer
     if "validate" in request:
         answer["validate"] = validate(request["validate"])
     if "reward" in request:
         answer["reward"] = reward(request["reward"])
     if "log" in request:
         answer["log"] = log_lines(request["log"])
-    json.dump(answer, sys.stdout)
+    if "file_log" in request:
+        answer["file_log"] = file_log(request["file_log"])
+    json.dump(answer, out)

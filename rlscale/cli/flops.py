@@ -72,7 +72,13 @@ RunOpt = Annotated[str, typer.Option(
     "--run", metavar="FIELD", help="Field that identifies a run; sums restart per run.")]
 VerlLogOpt = Annotated[list[str] | None, typer.Option(
     "--from-verl-log", metavar="FILE",
-    help="Read a VeRL console log instead of JSONL (repeatable: one run per file).")]
+    help="Read a VeRL log instead of JSONL: console output (0.3-0.9.1) or the file logger's "
+    "{step, data} JSONL (repeatable: one run per file).")]
+ValMetricOpt = Annotated[str | None, typer.Option(
+    "--val-metric", metavar="NAME",
+    help="With --from-verl-log: the validation metric per data source, e.g. 'maj@8/mean' or "
+    "'reward/mean@1'. Default: val/test_score/<src>, else the mean accuracy "
+    "val-core/<src>/acc/mean@N (then reward, then score).")]
 HoldoutOpt = Annotated[list[str] | None, typer.Option(
     "--holdout-source", metavar="NAME[=WEIGHT]",
     help="With --from-verl-log: data_source(s) whose weighted mean score gives loss = 1 - score "
@@ -170,6 +176,7 @@ def command(
     run: RunOpt = "run_id",
     from_verl_log: VerlLogOpt = None,
     holdout_source: HoldoutOpt = None,
+    val_metric: ValMetricOpt = None,
     run_id: RunIdOpt = None,
     all_steps: AllStepsOpt = False,
     keep: KeepOpt = None,
@@ -193,12 +200,12 @@ def command(
                                  f"{', '.join(EXTRA_PASSES)} or all")
         if prompts_per_step is not None and not (0 <= prompts_per_step < float("inf")):
             raise UsageError(f"--prompts-per-step must be a number >= 0, got {prompts_per_step:g}")
-        log_only = (holdout_source, run_id, all_steps, keep)
+        log_only = (holdout_source, run_id, all_steps, keep, val_metric)
         if from_verl_log and inputs:
             raise UsageError("give either JSONL inputs or --from-verl-log, not both")
         if not from_verl_log and any(log_only):
-            raise UsageError("--holdout-source, --run-id, --all-steps and --keep need "
-                             "--from-verl-log")
+            raise UsageError("--holdout-source, --run-id, --all-steps, --keep and --val-metric "
+                             "need --from-verl-log")
 
         if n_params is not None and n_def != "nominal":
             raise UsageError(f"--n-params sets the nominal N; with --n-def {n_def} N is counted "
@@ -219,7 +226,7 @@ def command(
                     raise UsageError("--from-verl-log needs --n-params or --model (a log has no N)")
                 n_skipped = _from_logs(from_verl_log, writer, accumulator, fixed_n, holdout_source,
                                        run_id, all_steps, keep or [], prompts_per_step,
-                                       skip_invalid, rejects, quiet)
+                                       skip_invalid, rejects, quiet, val_metric)
             else:
                 n_skipped = _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step,
                                           run, skip_invalid, rejects, quiet, final_writer.follow)
@@ -294,15 +301,16 @@ def _run_key(value: Any) -> Any:
 
 
 def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps, keep,
-               prompts_per_step, skip_invalid, rejects, quiet) -> int:
+               prompts_per_step, skip_invalid, rejects, quiet, val_metric=None) -> int:
     from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
     from rlscale.core.verl_log import (
         PAPER_HOLDOUT_SOURCES,
         SCORE_FIELD_PREFIX,
         merge_steps,
         parse_holdout_sources,
-        parse_line,
+        read_steps,
         step_record,
+        validation_keys,
     )
 
     if run_id is not None and len(paths) > 1:
@@ -327,26 +335,24 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
         for given in paths:
             path = _resolve_log(given)
             source = "<stdin>" if path == "-" else path
-            parsed = []
             raw_lines: dict[int, str] = {}
-            for line_no, raw in enumerate(_read_log_lines(path), 1):
-                try:
-                    result = parse_line(raw)
-                except ValueError as exc:
-                    bad(line_no, raw, str(exc))
-                    continue
-                if result is not None:
-                    parsed.append((line_no, *result))
-                    raw_lines[line_no] = raw
+
+            def keep_raw(lines):
+                for line_no, raw in enumerate(lines, 1):
+                    raw_lines[line_no] = raw.decode("utf-8", errors="replace")
+                    yield raw
+
+            parsed, n_lines = read_steps(keep_raw(_read_log_lines(path)), bad)
             steps = merge_steps(parsed)
             if not steps:
-                say(f"rlscale {NAME}: {source}: no 'step:N - key:value' lines found", quiet)
-                continue
+                raise RlscaleError(f"{source}: no step lines in {n_lines} line(s) (expected "
+                                   "VeRL's console 'step:N - key:value' or its file logger's "
+                                   '{"step": N, "data": {...}})')
             seen_sources: set[str] = set()
             records = []
             for entry in steps:
                 try:
-                    record = step_record(entry, weights, keep)
+                    record = step_record(entry, weights, keep, val_metric)
                 except ValueError as exc:
                     bad(entry.line, raw_lines.get(entry.line, ""), str(exc))
                     continue
@@ -354,6 +360,14 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
                                     if k.startswith(SCORE_FIELD_PREFIX))
                 records.append(record)
             missing = [s for s in weights if s not in seen_sources]
+            if not seen_sources and not all_steps:
+                found = sorted({k for e in steps for k in validation_keys(e.metrics)})
+                listed = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6
+                                                 else "")
+                wanted = f"--val-metric {val_metric}" if val_metric else "a mean@N score"
+                raise RlscaleError(f"{source}: {len(steps)} step(s) but no usable validation "
+                                   f"metric ({wanted}); validation keys found: {listed or 'none'}"
+                                   "; choose one with --val-metric or use --all-steps")
             if missing and not all_steps:
                 seen = ", ".join(sorted(seen_sources)) or "none"
                 raise RlscaleError(
@@ -381,8 +395,7 @@ def _read_log_lines(path: str):
     if path == "-":
         import sys
 
-        for raw in sys.stdin.buffer:
-            yield raw.decode("utf-8", errors="replace")
+        yield from sys.stdin.buffer
         return
     try:
         handle = open(path, "rb")
@@ -391,9 +404,7 @@ def _read_log_lines(path: str):
     except OSError as exc:
         raise RlscaleError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:
-        for raw in handle:
-            # console logs may hold stray non-UTF-8 bytes; they never sit inside a metric
-            yield raw.decode("utf-8", errors="replace")
+        yield from handle  # bytes: read_steps decides what undecodable bytes mean
 
 
 def _report(accumulator, n, n_source, extra, quiet) -> None:

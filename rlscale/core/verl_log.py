@@ -10,6 +10,16 @@ prefixes worker output (``(TaskRunner pid=123) step:12 - ...``) and terminals ad
 both are tolerated. A log is not JSONL: lines without a ``step:<int>`` marker are ordinary console
 output and are ignored; a step line with an item that cannot be read is a bad line.
 
+VeRL's ``file`` logger (``trainer.logger=[console,file]``) writes JSONL instead, one
+``{"step": N, "data": {key: value}}`` per step; a log whose first line is such an object is
+read as that format, every line strictly.
+
+Validation scores per ``data_source`` come in three key families: ``val/test_score/<src>``
+(VeRL <= 0.3, the paper's fork), ``val-core/<src>/reward/mean@N`` (0.4-0.5) and, from 0.6
+through 0.9.1 with a scorer that returns ``acc`` (rlscale's plug-in, VeRL's own ``naive``
+manager for float scorers), ``val-core/<src>/acc/mean@N`` plus ``best@N/mean``, ``maj@N/mean``
+and ``val-aux/<src>/{reward,score}/mean@N``.
+
 Repeated steps (a run resumed from a checkpoint logs some steps again) are merged key by key, the
 later line winning; this equals the paper's "keep the last occurrence" when the later line is
 complete, and keeps the token count when a resumed run only re-logs validation scores.
@@ -43,7 +53,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _STEP_MARK = re.compile(r"(?:^|(?<=[\s)\]|>]))step:(\d+)(?=\s+-\s|\s*$)")
 _WRAPPED = re.compile(r"^[A-Za-z_][\w.]*\((.*)\)$")  # np.float64(0.5), tensor(0.5)
 _TEST_SCORE = "val/test_score/"
-_VAL_CORE = re.compile(r"^val-core/(.+)/reward/mean@(\d+)$")
+_VAL_FAMILY = re.compile(r"^val-(?:core|aux)/(.+)/(acc|reward|score)/(.+)$")
+_MEAN_AT = re.compile(r"^mean@(\d+)$")
+# the score read per data source unless --val-metric names another: accuracy first
+VAL_VARIABLES = ("acc", "reward", "score")
+VALIDATION_PREFIXES = ("val/", "val-core/", "val-aux/")
 
 
 def parse_value(text: str) -> float | int | bool:
@@ -132,34 +146,64 @@ def merge_steps(parsed: Iterable[tuple[int, int, Mapping[str, Any]]]) -> list[Lo
     return [steps[s] for s in sorted(steps)]
 
 
-def source_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
+def source_scores(metrics: Mapping[str, Any], val_metric: str | None = None) -> dict[str, float]:
     """Per-``data_source`` validation scores from one step's metrics.
 
-    Reads ``val/test_score/<source>`` (VeRL <= 0.3 and the paper's Reasoning360 fork, which
-    appends ``/unknown``, the reward-key name) and, when absent,
-    ``val-core/<source>/reward/mean@<n>`` (newer VeRL; the largest n).
+    Without ``val_metric``: ``val/test_score/<source>`` (VeRL <= 0.3 and the paper's
+    Reasoning360 fork, which appends ``/unknown``, the reward-key name), else the mean accuracy
+    ``val-*/<source>/<var>/mean@<n>`` with ``var`` the first of acc, reward, score that the
+    source has (the largest n: every mean@n estimates the same per-sample accuracy).
+    ``val_metric`` (e.g. ``maj@8/mean``, or ``reward/mean@1`` to name the variable too) picks
+    ``val-*/<source>/<var>/<val_metric>`` instead.
 
     >>> source_scores({"val/test_score/openai/gsm8k/unknown": 0.8,
-    ...                "val-core/aime/reward/mean@1": 0.1})
+    ...                "val-core/aime/acc/mean@1": 0.1, "val-aux/aime/reward/mean@1": 0.2})
     {'openai/gsm8k': 0.8, 'aime': 0.1}
+    >>> source_scores({"val-core/aime/acc/maj@8/mean": 0.3, "val-core/aime/acc/mean@8": 0.1},
+    ...               "maj@8/mean")
+    {'aime': 0.3}
     """
     scores: dict[str, float] = {}
-    core: dict[str, tuple[int, float]] = {}
+    # source -> var -> (rank, value); rank orders candidates within one variable
+    found: dict[str, dict[str, tuple[int, float]]] = {}
+    want_var, _, want_name = (val_metric or "").rpartition("/") if val_metric else ("", "", "")
+    if val_metric and want_var not in VAL_VARIABLES:
+        want_var, want_name = "", val_metric  # e.g. "maj@8/mean": the metric name only
     for key, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if key.startswith(_TEST_SCORE):
-            source = key[len(_TEST_SCORE):]
-            source = source.removesuffix("/unknown")
+        if key.startswith(_TEST_SCORE) and val_metric is None:
+            source = key[len(_TEST_SCORE):].removesuffix("/unknown")
             if source:
                 scores[source] = float(value)
-        elif (match := _VAL_CORE.match(key)) is not None:
-            n = int(match.group(2))
-            if match.group(1) not in core or n > core[match.group(1)][0]:
-                core[match.group(1)] = (n, float(value))
-    for source, (_, value) in core.items():
-        scores.setdefault(source, value)
+            continue
+        match = _VAL_FAMILY.match(key)
+        if match is None:
+            continue
+        source, var, name = match.groups()
+        if val_metric is not None:
+            if name != want_name or (want_var and var != want_var):
+                continue
+            rank = 0
+        else:
+            mean_at = _MEAN_AT.match(name)
+            if mean_at is None:
+                continue
+            rank = int(mean_at.group(1))
+        best = found.setdefault(source, {}).get(var)
+        if best is None or rank > best[0]:
+            found[source][var] = (rank, float(value))
+    for source, per_var in found.items():
+        for var in VAL_VARIABLES:
+            if var in per_var:
+                scores.setdefault(source, per_var[var][1])
+                break
     return scores
+
+
+def validation_keys(metrics: Mapping[str, Any]) -> list[str]:
+    """The validation metric names of one step (for messages naming what a log holds)."""
+    return sorted(k for k in metrics if k.startswith(VALIDATION_PREFIXES))
 
 
 def holdout_score(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
@@ -209,7 +253,7 @@ def parse_holdout_sources(specs: Iterable[str]) -> dict[str, float]:
 
 
 def step_record(entry: LoggedStep, weights: Mapping[str, float],
-                keep: Iterable[str] = ()) -> dict[str, Any]:
+                keep: Iterable[str] = (), val_metric: str | None = None) -> dict[str, Any]:
     """Build the per-step record: ``step``, ``n_tokens``, ``score/<source>`` fields, and
     ``holdout_score`` / ``loss`` when every held-out source was scored at this step.
 
@@ -226,7 +270,7 @@ def step_record(entry: LoggedStep, weights: Mapping[str, float],
         raise ValueError(f"step {entry.step}: {TOKENS_KEY} must be a finite number >= 0, "
                          f"got {tokens}")
     record: dict[str, Any] = {"step": entry.step, "n_tokens": tokens}
-    scores = source_scores(metrics)
+    scores = source_scores(metrics, val_metric)
     for source, value in scores.items():
         record[SCORE_FIELD_PREFIX + source] = value
     held = holdout_score(scores, weights)
@@ -239,3 +283,68 @@ def step_record(entry: LoggedStep, weights: Mapping[str, float],
             if any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns):
                 record[key] = value
     return record
+
+
+def parse_file_logger_line(line: str) -> tuple[int, dict[str, Any]]:
+    """One line of VeRL's file logger: ``{"step": N, "data": {...}}`` -> ``(step, metrics)``.
+
+    Non-numeric values (strings, lists) are left out, like the console logger does.
+
+    >>> parse_file_logger_line('{"step": 3, "data": {"a": 0.5, "b": "x"}}')
+    (3, {'a': 0.5})
+    """
+    import orjson
+
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict) or "step" not in obj or not isinstance(obj.get("data"), dict):
+        raise ValueError('expected a file-logger line {"step": N, "data": {...}}')
+    step = obj["step"]
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or step != int(step) \
+            or step < 0:
+        raise ValueError(f"'step' must be an integer >= 0, got {step!r}"[:120])
+    metrics = {k: v for k, v in obj["data"].items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return int(step), metrics
+
+
+def read_steps(raw_lines: Iterable[bytes], bad) -> tuple[list[tuple[int, int, dict]], int]:
+    """Read a console log or a file-logger JSONL log: ``([(line_no, step, metrics)], n_lines)``.
+
+    ``bad(line_no, text, message)`` is called for each unreadable line (it may raise). A NUL
+    byte or invalid UTF-8 where a metric could be, and a last step line without its newline
+    (the run was still writing), are bad lines; other console output is ignored.
+    """
+    parsed: list[tuple[int, int, dict]] = []
+    jsonl: bool | None = None
+    line_no = 0
+    for line_no, raw in enumerate(raw_lines, 1):
+        text = raw.decode("utf-8", errors="replace")
+        if b"\x00" in raw:
+            bad(line_no, text, "binary data (NUL byte), not a text log")
+            continue
+        stripped = text.strip()
+        if jsonl is None and stripped:
+            jsonl = stripped.startswith("{") and '"step"' in stripped and '"data"' in stripped
+        try:
+            if jsonl:
+                if not stripped:
+                    continue
+                result = parse_file_logger_line(stripped)
+            else:
+                result = parse_line(text)
+                if result is not None and "\ufffd" in text:
+                    raise ValueError("invalid UTF-8 in a step line")
+        except ValueError as exc:
+            bad(line_no, text, "invalid UTF-8 in a step line" if "\ufffd" in text else str(exc))
+            continue
+        if result is None:
+            continue
+        if not raw.endswith(b"\n"):
+            bad(line_no, text, "truncated last line (no newline at the end; is the run still "
+                "writing?)")
+            continue
+        parsed.append((line_no, *result))
+    return parsed, line_no
