@@ -337,9 +337,9 @@ def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps,
             source = "<stdin>" if path == "-" else path
             raw_lines: dict[int, str] = {}
 
-            def keep_raw(lines):
+            def keep_raw(lines, store=raw_lines):  # for --rejects and bad-step messages
                 for line_no, raw in enumerate(lines, 1):
-                    raw_lines[line_no] = raw.decode("utf-8", errors="replace")
+                    store[line_no] = raw.decode("utf-8", errors="replace")
                     yield raw
 
             parsed, n_lines = read_steps(keep_raw(_read_log_lines(path)), bad)
