@@ -11,7 +11,10 @@ from rlscale.integrations.verl import compute_score
 
 def test_signature_matches_verl_custom_reward_function():
     parameters = list(inspect.signature(compute_score).parameters)
-    assert parameters == ["data_source", "solution_str", "ground_truth", "extra_info"]
+    # naive manager (per response), then batch manager (keywords), then VeRL's extra kwargs
+    assert parameters == ["data_source", "solution_str", "ground_truth", "extra_info",
+                          "data_sources", "solution_strs", "ground_truths", "extra_infos",
+                          "kwargs"]
 
 
 @pytest.mark.parametrize("data_source, response, gold, score, pred", [
@@ -55,7 +58,7 @@ def test_a_hung_item_scores_zero_and_the_next_call_works(monkeypatch):
     hangs = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
     monkeypatch.setenv("RLSCALE_GRADER", "math")
     monkeypatch.setenv("RLSCALE_REWARD_TIMEOUT", "0.5")
-    verl._close_all()  # pick up the new limit
+    verl._close_all()  # fresh workers
     try:
         assert compute_score("math__math", hangs, "\\cos(x)^{77}") == {
             "score": 0.0, "acc": False, "pred": hangs[7:-1]}
@@ -63,3 +66,20 @@ def test_a_hung_item_scores_zero_and_the_next_call_works(monkeypatch):
         assert compute_score("math__math", "\\boxed{\\{1,2\\}}", "\\{2,1\\}")["score"] == 1.0
     finally:
         verl._close_all()
+
+
+def test_never_raises_and_a_batch_is_graded_in_order():
+    assert compute_score("math__math", None, object()) == {"score": 0.0, "acc": False, "pred": ""}
+    assert compute_score("math__math", "\\boxed{2}", "2", None, reward_router_address=None)[
+        "score"] == 1.0  # extra keywords VeRL's naive manager adds are accepted
+    batch = compute_score(data_sources=["math__math", "aime2024", "math__math"],
+                          solution_strs=["\\boxed{1}", "\\boxed{204}", "none"],
+                          ground_truths=["1", "204", "3"], extra_infos=[{}, {}, {}])
+    assert [r["score"] for r in batch] == [1.0, 1.0, 0.0]
+    assert compute_score(data_sources=["a"], solution_strs=["x", "y"], ground_truths=["1"]) == [
+        {"score": 0.0, "acc": False, "pred": ""}] * 2
+
+
+def test_grader_by_keyword_as_reward_kwargs_pass_it():
+    assert compute_score("math__math", "\\boxed{0.5}", "50", grader="math")["score"] == 0.0
+    assert compute_score("math__math", "\\boxed{0.5}", "50")["score"] == 1.0  # paper: percent
