@@ -457,3 +457,14 @@ def test_gzip_on_a_real_stdin_pipe_is_read():
     result = run_cli(["reward"], input=gzip.compress(jsonl(rows).encode()))
     assert result.exit_code == 0, result.stderr
     assert [r["reward"] for r in result.records] == [1.0]
+
+
+def test_grpo_step_refuses_rejects_equal_to_its_output(tmp_path, tiny_checkpoint):
+    out = tmp_path / "metrics.jsonl"
+    result = run_inprocess(["grpo-step", "--policy", tiny_checkpoint, "--out",
+                            str(tmp_path / "ck"), "--kl-coef", "0", "-o", str(out),
+                            "--skip-invalid", "--rejects", str(out)], input="")
+    assert result.exit_code == 2
+    assert result.stderr == (f"rlscale grpo-step: --rejects {out} is also the -o file: write "
+                             "to another file\n")
+    assert os.listdir(tmp_path) == []

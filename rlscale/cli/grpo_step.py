@@ -214,6 +214,9 @@ def command(
         started = time.perf_counter()
         check_checkpoint_dir(policy, "--policy")
         check_output_dir(out)
+        from rlscale.core.jsonl import refuse_overlap
+
+        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
         if ref is not None:
             check_checkpoint_dir(ref, "--ref")
         # -o is opened and the checkpoint locked before anything is read or loaded: path and
