@@ -167,6 +167,43 @@ def file_log(request):
     return request["path"]
 
 
+def algos(request):
+    """VeRL's core_algos on the given tensors: advantages, policy loss, KL, aggregation."""
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo import core_algos
+
+    mask = torch.tensor(request["mask"], dtype=torch.float64)
+    logp = torch.tensor(request["logp"], dtype=torch.float64)
+    old = torch.tensor(request["old_logp"], dtype=torch.float64)
+    ref = torch.tensor(request["ref_logp"], dtype=torch.float64)
+    scores = torch.tensor(request["rewards"], dtype=torch.float64)
+    # the outcome reward sits on the last response token, as VeRL's reward manager puts it
+    token_rewards = torch.zeros_like(mask)
+    last = mask.sum(-1).long() - 1
+    token_rewards[torch.arange(len(last)), last] = scores
+    out = {"advantages": {}, "pg_loss": {}, "kl": {}, "agg": {}}
+    for norm in (True, False):
+        adv, _ = core_algos.compute_grpo_outcome_advantage(
+            token_rewards, mask, np.array(request["groups"], dtype=object),
+            norm_adv_by_std_in_grpo=norm)
+        out["advantages"][str(norm)] = adv[:, 0].tolist()
+    adv, _ = core_algos.compute_grpo_outcome_advantage(
+        token_rewards, mask, np.array(request["groups"], dtype=object))
+    for mode in request["modes"]:
+        config = OmegaConf.create({"clip_ratio": 0.2, "clip_ratio_low": 0.2,
+                                   "clip_ratio_high": 0.28, "clip_ratio_c": 3.0,
+                                   "global_batch_info": {}})
+        loss, _ = core_algos.compute_policy_loss_vanilla(old, logp, adv, mask, mode, config)
+        out["pg_loss"][mode] = float(loss)
+        mat = torch.tensor(request["loss_mat"], dtype=torch.float64)
+        out["agg"][mode] = float(core_algos.agg_loss(mat, mask, mode))
+    for name in ("kl", "mse", "low_var_kl"):
+        out["kl"][name] = core_algos.kl_penalty(logp, ref, name).tolist()
+    return out
+
+
 request_keys: list[str] = []
 
 if __name__ == "__main__":
@@ -181,6 +218,8 @@ if __name__ == "__main__":
         answer["reward"] = reward(request["reward"])
     if "log" in request:
         answer["log"] = log_lines(request["log"])
+    if "algos" in request:
+        answer["algos"] = algos(request["algos"])
     if "file_log" in request:
         answer["file_log"] = file_log(request["file_log"])
     json.dump(answer, out)
