@@ -180,8 +180,8 @@ def test_nan_is_rejected_and_skip_invalid_counts(tmp_path):
     (["--n-params", "7e9", "--n-def", "total", "--model", QWEN7B],
      "rlscale flops: --n-params sets the nominal N; with --n-def total N is counted from --model, "
      "so drop one of them"),
-    (["--holdout-source", "a"], "rlscale flops: --holdout-source, --run-id, --all-steps and --keep "
-                                "need --from-verl-log"),
+    (["--holdout-source", "a"], "rlscale flops: --holdout-source, --run-id, --all-steps, --keep "
+                                "and --val-metric need --from-verl-log"),
     (["--from-verl-log", LOG], "rlscale flops: --from-verl-log needs --n-params or --model (a log has no N)"),
     (["x.jsonl", "--from-verl-log", LOG], "rlscale flops: give either JSONL inputs or --from-verl-log, "
                                           "not both"),
