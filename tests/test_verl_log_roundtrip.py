@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from tests.verl_support import needs_verl, oracle
@@ -127,3 +129,18 @@ def test_no_step_lines_is_an_error(tmp_path):
     result = _flops(log)
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr.startswith(f"rlscale flops: {log}: no step lines in 1 line(s)")
+
+
+@given(st.integers(0, 10**9), st.dictionaries(
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**53, 2**53),
+              st.text(max_size=5), st.booleans()), max_size=8))
+def test_file_logger_lines_read_back_exactly(step, data):
+    import orjson
+
+    from rlscale.core.verl_log import parse_file_logger_line
+
+    line = orjson.dumps({"step": step, "data": data}).decode()
+    numbers = {k: v for k, v in data.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert parse_file_logger_line(line) == (step, numbers)
