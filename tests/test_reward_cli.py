@@ -149,3 +149,24 @@ def test_cli_every_input_yields_one_output(items):
     assert result.exit_code == 0, result.stderr
     assert [r["i"] for r in result.records] == list(range(len(records)))
     assert all(r["verdict"] in ("correct", "wrong", "no_answer") for r in result.records)
+
+
+def test_bad_responses_each_get_a_verdict_and_no_record_is_lost():
+    """Empty, non-string-looking, huge, invalid UTF-8 and deeply nested responses: one verdict
+    each, in order, exit 0."""
+    deep = "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}"
+    lines = [
+        b'{"completion": "", "answer": "1"}',
+        b'{"completion": "' + b"x" * (1 << 20) + b' \\\\boxed{2}", "answer": "2"}',
+        b'{"completion": "\\\\boxed{3} \xff\xfe broken bytes", "answer": "3"}',
+        b'{"completion": "' + deep.replace("\\", "\\\\").encode() + b'", "answer": "1"}',
+        b'{"completion": "\\\\boxed{4}", "answer": 4}',
+    ]
+    result = run_cli(["reward", "-j", "1", "--timeout", "60"], input=b"\n".join(lines) + b"\n")
+    assert result.exit_code == 0, result.stderr
+    out = result.records
+    assert len(out) == 5
+    assert [r["verdict"] for r in out[:3]] == ["no_answer", "correct", "correct"]
+    assert "\ufffd" in out[2]["completion"]  # the broken bytes are replaced, the record kept
+    assert out[3]["verdict"] in {"wrong", "error"}  # refused by the size check, never a hang
+    assert out[4]["verdict"] == "correct"

@@ -138,7 +138,9 @@ def command(
             reader = RecordReader(
                 inputs, required={response_field: "str", answer_field: "any"},
                 optional={data_source_field: "str"} if grader == "paper" else None,
-                skip_invalid=skip_invalid, rejects=rejects_file)
+                skip_invalid=skip_invalid, rejects=rejects_file,
+                # a response with broken bytes is still graded (they become U+FFFD), not lost
+                replace_invalid_utf8=True)
 
             def tasks():
                 for record, where in progress(reader, description="grading", quiet=quiet):

@@ -214,8 +214,17 @@ def _holds_big_float(record: dict[str, Any]) -> bool:
     return False
 
 
-def parse_line(raw: bytes) -> dict[str, Any]:
-    """Parse one JSONL line into a dict; raise ValueError with a user-facing message."""
+def parse_line(raw: bytes, *, replace_invalid_utf8: bool = False) -> dict[str, Any]:
+    """Parse one JSONL line into a dict; raise ValueError with a user-facing message.
+
+    ``replace_invalid_utf8``: bytes that are not UTF-8 become U+FFFD instead of an error (for
+    ``reward``, where a model's broken bytes must still get a verdict, not lose the record).
+    """
+    if replace_invalid_utf8:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = raw.decode("utf-8", errors="replace").encode("utf-8")
     try:
         value = orjson.loads(raw)
         if type(value) is dict and _holds_big_float(value):
@@ -254,7 +263,9 @@ class RecordReader:
         rejects: IO[bytes] | None = None,
         input_format: str | None = None,
         wide: str | None = None,
+        replace_invalid_utf8: bool = False,
     ):
+        self.replace_invalid_utf8 = replace_invalid_utf8  # see parse_line
         self.input_format, self.wide = input_format, wide  # tables: see core/tables.py
         self.inputs = list(inputs or []) or [STDIN]
         self.required = dict(required or {})
@@ -294,7 +305,7 @@ class RecordReader:
                         continue
                     segment += 1
                     try:
-                        record = parse_line(raw)
+                        record = parse_line(raw, replace_invalid_utf8=self.replace_invalid_utf8)
                         if checked:
                             check_fields(record, self.required, self.optional)
                     except ValueError as exc:
