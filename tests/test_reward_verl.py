@@ -53,17 +53,24 @@ def test_math_grader_by_environment(monkeypatch):
 
 
 def test_a_hung_item_scores_zero_and_the_next_call_works(monkeypatch):
-    from rlscale.integrations import verl
+    """A grade that never ends (an injected function that sleeps on purpose, not a SymPy
+    expression whose speed depends on the machine) scores 0; the next calls are graded."""
+    import functools
 
-    hangs = "\\boxed{x^{x^{x^{x^{x^{x^{x}}}}}} - x^{x^{x^{x^{x^{x}}}}}+ \\sin(x)^{99}}"
+    from rlscale.core.grading import bounded
+    from rlscale.integrations import verl
+    from tests.test_grading_pool import grade_or_hang
+
+    monkeypatch.setattr(bounded, "Grader", functools.partial(bounded.Grader,
+                                                             grade_function=grade_or_hang))
     monkeypatch.setenv("RLSCALE_GRADER", "math")
     monkeypatch.setenv("RLSCALE_REWARD_TIMEOUT", "0.5")
-    verl._close_all()  # fresh workers
+    verl._close_all()  # fresh workers, started with the injected function
     try:
-        assert compute_score("math__math", hangs, "\\cos(x)^{77}") == {
-            "score": 0.0, "acc": False, "pred": hangs[7:-1]}
-        assert compute_score("math__math", "\\boxed{[1,2)}", "(1,2)")["score"] == 0.0
-        assert compute_score("math__math", "\\boxed{\\{1,2\\}}", "\\{2,1\\}")["score"] == 1.0
+        assert compute_score("math__math", "<hang> \\boxed{1}", "1") == {
+            "score": 0.0, "acc": False, "pred": "1"}
+        assert compute_score("math__math", "\\boxed{2}", "3")["score"] == 0.0
+        assert compute_score("math__math", "so \\boxed{4}", "4")["score"] == 1.0
     finally:
         verl._close_all()
 
