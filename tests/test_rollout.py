@@ -477,3 +477,41 @@ def test_cli_max_prompt_tokens_with_skip_invalid(capsys, stop_checkpoint, proble
         "rlscale rollout: 0 problems, 0 samples, 0 completion tokens in " +
         err.split(" in ", 1)[1].split("\n")[0],
         "rlscale rollout: skipped 4 invalid line(s)"]
+
+
+def test_cli_refuses_an_over_long_prompt_by_its_length_before_tokenising(
+        capsys, stop_checkpoint, tmp_path, monkeypatch):
+    from rlscale.engines import hf_rollout
+
+    rendered = []
+    real_plan = hf_rollout.render_plan
+
+    def spy_plan(prompt, chat_template):
+        rendered.append(len(prompt) if isinstance(prompt, str) else len(prompt[0]["content"]))
+        return real_plan(prompt, chat_template)
+
+    monkeypatch.setattr(hf_rollout, "render_plan", spy_plan)
+    huge = "x" * (4 << 20)  # 4 MiB of text: far more than 512 tokens can cover
+    path = tmp_path / "huge.jsonl"
+    path.write_text(jsonl([PROBLEMS[0], {"prompt_id": "huge", "prompt": huge},
+                           {"prompt_id": "chat", "prompt": [{"role": "user", "content": huge}]}]))
+    out_path = str(tmp_path / "out.jsonl")
+    code, _, err = cli(capsys, str(path), "--model", stop_checkpoint, "--max-tokens", "4", "-n",
+                       "1", "--backend", "hf", "-o", out_path)
+    assert code == 1
+    line, = err.splitlines()
+    assert line.startswith(f"rlscale rollout: {path}:2: prompt has {len(huge)} characters, at "
+                           "least ")
+    assert line.endswith("tokens: more than the model's context of 512 tokens (use "
+                         "--skip-invalid to drop such prompts)")
+    assert not os.path.exists(out_path)
+    assert max(rendered) < 1000  # the long prompt was never rendered, let alone tokenised
+    # with --skip-invalid both long prompts are dropped and the one that fits is sampled
+    rejects = str(tmp_path / "rejects.jsonl")
+    code, _, err = cli(capsys, str(path), "--model", stop_checkpoint, "--max-tokens", "4", "-n",
+                       "1", "--backend", "hf", "-o", out_path, "--skip-invalid", "--rejects",
+                       rejects)
+    assert code == 0 and "skipped 2 invalid line(s)" in err
+    assert [r["prompt_id"] for r in read_jsonl(out_path)] == ["p0"]
+    assert [r["prompt_id"] for r in read_jsonl(rejects)] == ["huge", "chat"]
+    assert max(rendered) < 1000

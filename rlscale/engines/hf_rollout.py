@@ -27,7 +27,9 @@ from rlscale.core.sampling import (
     SampleOutput,
     SampleRequest,
     SamplingParams,
+    check_prompt_chars,
     finish_from_ids,
+    longest_token_chars,
     render_plan,
     stop_token_ids,
 )
@@ -79,16 +81,34 @@ class PromptEncoder:
     With the chat template: ``apply_chat_template(messages, add_generation_prompt=True)`` as text,
     then tokenized without adding special tokens (the template has them). Without it: the raw text,
     tokenized with the tokenizer's usual special tokens (e.g. a BOS for Llama-style tokenizers).
+
+    With ``context_length``, a prompt with more characters than that many tokens can cover is
+    refused by its length before it is rendered or tokenised (a 10 MB prompt would otherwise
+    take seconds and gigabytes to refuse).
     """
 
     def __init__(self, tokenizer, *, chat_template: bool = True, model: str = "the model"):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
+        self._token_chars: int | None = None
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise UsageError(f"the tokenizer of {model} has no chat template; pass "
                              "--no-chat-template to sample from raw prompts (base models)")
 
-    def __call__(self, prompt: str | list[dict[str, str]]) -> list[int]:
+    @property
+    def token_chars(self) -> int:
+        """The most characters one token covers (:func:`longest_token_chars`), computed once."""
+        if self._token_chars is None:
+            self._token_chars = longest_token_chars(self.tokenizer.get_vocab())
+        return self._token_chars
+
+    def __call__(self, prompt: str | list[dict[str, str]],
+                 context_length: int | None = None) -> list[int]:
+        if context_length is not None:
+            try:
+                check_prompt_chars(prompt, context_length, self.token_chars)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (use --skip-invalid to drop such prompts)") from None
         kind, content = render_plan(prompt, self.chat_template)
         if kind == "raw":
             return list(self.tokenizer(content, add_special_tokens=True)["input_ids"])
@@ -234,13 +254,15 @@ class RowSampler:
 
 class TokenizedEngine:
     """What both rollout backends share: prompts rendered and tokenised by one ``PromptEncoder``
-    (``self.encoder``), and the checkpoint's stop token ids (``self._stop_ids``)."""
+    (``self.encoder``), and the checkpoint's stop token ids (``self._stop_ids``). A prompt too
+    long for ``self.context_length`` is refused by its length before it is tokenised."""
 
     encoder: PromptEncoder
     _stop_ids: list[int]
+    context_length: int | None = None
 
     def encode_prompt(self, prompt):
-        return self.encoder(prompt)
+        return self.encoder(prompt, self.context_length)
 
     def decode(self, completions):
         return self.encoder.decode(completions)

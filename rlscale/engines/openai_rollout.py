@@ -217,8 +217,12 @@ class OpenAIRollout:
 
     @property
     def encode_prompt(self):
-        """None (prompts go as they are) unless a local tokenizer renders them."""
-        return self.encoder
+        """None (prompts go as they are) unless a local tokenizer renders them; then a prompt
+        too long for the served ``max_model_len`` is refused by its length before tokenising."""
+        return None if self.encoder is None else self._encode_prompt
+
+    def _encode_prompt(self, prompt):
+        return self.encoder(prompt, self.context_length)
 
     def decode(self, completions):
         if self.encoder is None:
