@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -320,3 +321,51 @@ def test_a_users_own_law_fits_saves_and_reloads(tmp_path):
     again = run_cli(["fit", "--load", str(saved), "--predict", "-"],
                     input=jsonl([{"g": "large", "x": 100.0}]))
     assert again.records[0]["loss_pred"] == pytest.approx(0.2 + 1.0 / 10, abs=1e-6)
+
+
+def _half_written_then_full_disk(monkeypatch):
+    """Make every savefig write part of its image to its target, then fail as a full disk."""
+    from io import BytesIO
+
+    from matplotlib.figure import Figure
+
+    real = Figure.savefig
+
+    def savefig(self, target, **kwargs):
+        image = BytesIO()
+        real(self, image, **kwargs)
+        part = image.getvalue()[:64]
+        if isinstance(target, str | os.PathLike):
+            with open(target, "wb") as handle:
+                handle.write(part)
+        else:
+            target.write(part)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+
+
+def test_plot_is_written_atomically_in_the_suffix_format(saved_fit, tmp_path, monkeypatch):
+    import matplotlib.image
+
+    path, _ = saved_fit
+    png = tmp_path / "fit.png"
+    result = run_cli(["fit", "--load", path, "--plot", str(png), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(str(png)).ndim == 3  # a whole, decodable image
+    svg = tmp_path / "fit.svg"
+    result = run_cli(["fit", "--load", path, "--plot", str(svg), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert b"<svg" in svg.read_bytes()[:1000]
+    result = run_cli(["fit", "--load", path, "--plot", str(tmp_path / "fit.nosuch"), "-q"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"rlscale fit: --plot {tmp_path / 'fit.nosuch'}: Format "
+                                    "'nosuch' is not supported")
+    before = png.read_bytes()
+    _half_written_then_full_disk(monkeypatch)
+    result = run_cli(["fit", "--load", path, "--plot", str(png), "-q"])
+    assert result.exit_code == 1
+    assert result.stderr == f"rlscale fit: --plot {png}: [Errno 28] No space left on device\n"
+    assert png.read_bytes() == before  # the old figure is intact
+    assert sorted(os.listdir(tmp_path)) == ["fit.png", "fit.svg"]  # no partial or temp file

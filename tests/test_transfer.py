@@ -139,3 +139,41 @@ def test_transfer_usage_errors():
                      input=jsonl([{"data_source": "a", "C": "big", "loss": 0.5}]))
     assert result.exit_code == 1
     assert result.stderr.strip() == "rlscale fit: record 1: 'C' must be a finite number, got 'big'"
+
+
+def test_transfer_plot_is_written_atomically(tmp_path, monkeypatch):
+    import os
+    from io import BytesIO
+
+    import matplotlib.image
+    from matplotlib.figure import Figure
+
+    from rlscale.core.laws.transfer import TransferError, run_transfer
+
+    records = [{"data_source": name, "N": n, "C": 10.0 ** (20 + step), "loss": 0.5 + 0.01 * step}
+               for name in ("a", "b") for n in (5e8, 7e9) for step in range(4)]
+    png = tmp_path / "transfer.png"
+    run_transfer(records, "data_source", plot=str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(str(png)).ndim == 3  # a whole, decodable image
+    pdf = tmp_path / "transfer.pdf"
+    run_transfer(records, "data_source", plot=str(pdf))
+    assert pdf.read_bytes()[:5] == b"%PDF-"  # the format the suffix names
+    before = png.read_bytes()
+    real = Figure.savefig
+
+    def savefig(self, target, **kwargs):  # half an image to the target, then a full disk
+        image = BytesIO()
+        real(self, image, **kwargs)
+        if isinstance(target, str | os.PathLike):
+            with open(target, "wb") as handle:
+                handle.write(image.getvalue()[:64])
+        else:
+            target.write(image.getvalue()[:64])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    with pytest.raises(TransferError, match=r"^--plot .*transfer\.png: \[Errno 28\] No space"):
+        run_transfer(records, "data_source", plot=str(png))
+    assert png.read_bytes() == before  # the old figure is intact
+    assert sorted(os.listdir(tmp_path)) == ["transfer.pdf", "transfer.png"]  # no partial file

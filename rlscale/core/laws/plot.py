@@ -1,12 +1,15 @@
 """Figures of a fit: data and fitted curves per group (log-log), and k(N) for the saturating law.
 
 matplotlib is imported inside :func:`plot_fit` (the Agg backend, no display needed), so importing
-this module costs nothing.
+this module costs nothing. Figures are rendered in memory and written by :func:`save_figure`
+through the one atomic writer, so a failed plot never leaves half an image at its path.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from io import BytesIO
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,28 @@ import numpy as np
 from rlscale.core.laws.data import parse_size
 from rlscale.core.laws.forms import saturating_k
 from rlscale.core.laws.model import FittedLaw
+
+
+def save_figure(fig, path: str, **kwargs: Any) -> None:
+    """Render ``fig`` to bytes in the format its path's suffix names (matplotlib's default,
+    PNG, when there is none) and write them to ``path`` atomically, then close the figure.
+
+    Raises:
+        ValueError: matplotlib knows no such format (nothing is written).
+        OSError: the file cannot be written (an existing file is left as it was).
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    try:
+        suffix = os.path.splitext(path)[1][1:].lower()
+        buffer = BytesIO()
+        fig.savefig(buffer, format=suffix or matplotlib.rcParams["savefig.format"], **kwargs)
+    finally:
+        plt.close(fig)
+    from rlscale.core.jsonl import atomic_write_bytes
+
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
@@ -83,8 +108,7 @@ def plot_fit(path: str, fitted: FittedLaw, *, x_label: str, y_label: str,
     if saturating:
         _plot_k(axes[0][1], fitted, group_slopes or {}, group_label, held_out)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def _range_for(key, points, held_out, x_range, span) -> tuple[float, float]:

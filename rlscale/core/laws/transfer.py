@@ -172,8 +172,9 @@ def plot_transfer(path: str, data: Mapping[str, Mapping[Any, tuple[list[float], 
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from rlscale.core.laws.plot import save_figure
+
+    save_figure(fig, path, dpi=120)
 
 
 def run_transfer(records: Iterable[Mapping[str, Any]], benchmark: str, *, x: str = "C",
@@ -184,5 +185,8 @@ def run_transfer(records: Iterable[Mapping[str, Any]], benchmark: str, *, x: str
     label = group or "N"
     rows = transfer_report(data, level, label)
     if plot and data:
-        plot_transfer(plot, data, rows, x_label=x, y_label=y, group=label)
+        try:
+            plot_transfer(plot, data, rows, x_label=x, y_label=y, group=label)
+        except (OSError, ValueError) as exc:
+            raise TransferError(f"--plot {plot}: {exc}") from None
     return rows
