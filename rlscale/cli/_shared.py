@@ -22,6 +22,7 @@ import typer
 
 from rlscale import __version__
 from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.tables import FORMATS as INPUT_FORMATS
 
 T = TypeVar("T")
 
@@ -48,6 +49,25 @@ RejectsOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (echoed in metadata).")]
+# Table inputs (see rlscale/core/tables.py): every command that reads records takes both.
+InputFormatOpt = Annotated[
+    str | None,
+    typer.Option("--input-format", help="jsonl | csv | tsv | parquet (default: by file name; "
+                 "stdin is JSONL)."),
+]
+WideOpt = Annotated[
+    str | None,
+    typer.Option("--wide", help="The input is a wide table (one STEP column, one column per "
+                 "run or metric, as wandb exports): read each cell as a record "
+                 "{STEP, series: column, value}.", metavar="STEP"),
+]
+
+
+def check_input_format(value: str | None) -> str | None:
+    """Reject an ``--input-format`` outside :data:`INPUT_FORMATS` as a usage error (exit 2)."""
+    if value is not None and value not in INPUT_FORMATS:
+        raise UsageError(f"--input-format {value!r}: expected one of {', '.join(INPUT_FORMATS)}")
+    return value
 
 
 def run_meta(seed: int | None = None, **extra: Any) -> dict[str, Any]:

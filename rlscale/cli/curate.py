@@ -11,12 +11,15 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    WideOpt,
     check_choice,
+    check_input_format,
     handle_errors,
     open_rejects,
     progress,
@@ -29,8 +32,8 @@ from rlscale.core.errors import RlscaleError, UsageError
 
 NAME = "curate"
 HELP = (
-    "Build RL math training data the way Tan et al. (2025) did: read problems (JSONL, or VeRL "
-    "parquet by the .parquet extension), drop exact, normalised and (--near-dup) MinHash "
+    "Build RL math training data the way Tan et al. (2025) did: read problems (JSONL, VeRL "
+    "parquet or CSV/TSV, by extension or --input-format), drop exact, normalised and (--near-dup) MinHash "
     "near-duplicates, drop problems overlapping benchmarks (--exclude), label easy/hard from a "
     "pass rate (a field, or mean reward per prompt_id from scored rollouts), order easy->hard "
     "(curriculum), hold out a stratified test set and draw data-reuse subsets (budget // tau "
@@ -89,7 +92,7 @@ def _default_data_source(path: str) -> str:
     if path == "-":
         return "math"
     stem = os.path.basename(path)
-    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".pq"):
+    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".pq", ".csv", ".tsv", ".tab"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
     return stem if stem.startswith("math__") else f"math__{stem}"
@@ -325,6 +328,8 @@ def command(
              "rows never seen with drop_last on stderr.", rich_help_panel="Output")] = None,
     seed: Annotated[int, typer.Option(
         "--seed", help="Random seed for tie order, shuffles and samples (paper: 42).")] = 42,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -336,6 +341,7 @@ def command(
         from rlscale.core.verl_parquet import InputReader
 
         check_choice(order, _ORDERS.split("|"), "--order")
+        check_input_format(input_format)
         check_choice(stratify, _STRATIFY.split("|"), "--stratify")
         check_choice(dedup, _DEDUP.split("|"), "--dedup")
         _check_fraction(near_dup, "--near-dup")
@@ -397,7 +403,8 @@ def command(
         jsonl_out = output
         write_jsonl = to_verl is None or output is not None  # --to-verl alone: parquet only
         with open_rejects(rejects, skip_invalid) as rejects_file:
-            reader = InputReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
+            reader = InputReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
+                                 input_format=input_format, wide=wide)
             staged = _Staged(reader)
             dropped_writer = staged.writer(dropped) if dropped else None
             kept = []

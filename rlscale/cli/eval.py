@@ -8,12 +8,15 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SeedOpt,
     SkipInvalidOpt,
+    WideOpt,
+    check_input_format,
     handle_errors,
     open_rejects,
     parse_assignments,
@@ -76,6 +79,8 @@ def command(
     prompt_field: PromptFieldOpt = "prompt_id",
     threshold: ThresholdOpt = 0.5,
     set_fields: SetOpt = None,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -89,6 +94,7 @@ def command(
         from rlscale.core.evaluation import PromptTally, group_key, group_seed, summarize
         from rlscale.core.jsonl import MISSING, RecordReader, RecordWriter, get_path, refuse_overlap
 
+        check_input_format(input_format)
         group_fields = parse_csv_list(by, "--by")
         constants = parse_assignments(set_fields, "--set")
         if len(set(group_fields)) != len(group_fields):
@@ -110,7 +116,8 @@ def command(
         duplicates = 0
         with open_rejects(rejects, skip_invalid) as rejects_file:
             reader = RecordReader(inputs, required={prompt_field: "str|number"},
-                                  skip_invalid=skip_invalid, rejects=rejects_file)
+                                  skip_invalid=skip_invalid, rejects=rejects_file,
+                                  input_format=input_format, wide=wide)
             for record, where in progress(reader, description="eval", quiet=quiet):
                 reward = get_path(record, reward_field)
                 if reward is MISSING:

@@ -8,12 +8,15 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SeedOpt,
     SkipInvalidOpt,
+    WideOpt,
+    check_input_format,
     handle_errors,
     open_rejects,
     parse_csv_list,
@@ -74,14 +77,8 @@ def command(
                                                 "rlscale instead of input: paper-base or "
                                                 "paper-instruct (Tan et al. 2025, y field L).")
                        ] = None,
-    input_format: Annotated[str | None, typer.Option("--input-format", help="jsonl | csv | "
-                                                     "tsv | parquet (default: by file name; "
-                                                     "stdin is JSONL).")] = None,
-    wide: Annotated[str | None, typer.Option("--wide", help="The input is a wide table (one "
-                                             "STEP column, one column per run or metric, as "
-                                             "wandb exports): read each cell as a record "
-                                             "{STEP, series: column, value}.",
-                                             metavar="STEP")] = None,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     law: Annotated[str | None, typer.Option("--law", help="saturating (default) | loglinear "
                                             "(default with --plan) | decomposition | sigmoid | "
                                             "reuse | efficiency (k vs N), or module:function "
@@ -226,8 +223,7 @@ def command(
                              "the fitted groups")
         if budget_range and not plan:
             raise UsageError("--budget-range goes with --plan")
-        if input_format is not None:
-            _choice(input_format, "--input-format", ("jsonl", "csv", "tsv", "parquet"))
+        check_input_format(input_format)
         if example is not None:
             from rlscale.core.laws.paper import EXAMPLES, curves_path, example_where
 
@@ -253,7 +249,7 @@ def command(
                 raise UsageError(f"--ci-level must be between 0 and 1, got {level:g}")
             with open_rejects(rejects, skip_invalid) as rejects_file:
                 reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
-                                      input_format=input_format)
+                                      input_format=input_format, wide=wide)
                 try:
                     rows = run_transfer((record for record, _ in reader), transfer,
                                         x=x or "C", y=y or "loss",

@@ -9,12 +9,15 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    WideOpt,
     check_choice,
+    check_input_format,
     handle_errors,
     open_rejects,
     parse_csv_list,
@@ -181,6 +184,8 @@ def command(
     all_steps: AllStepsOpt = False,
     keep: KeepOpt = None,
     phi: PhiOpt = False,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -191,6 +196,7 @@ def command(
         from rlscale.core.jsonl import RecordWriter
 
         check_choice(n_def, N_DEFINITIONS, "--n-def")
+        check_input_format(input_format)
         extra = parse_csv_list(count, "--count")
         if extra == ["all"]:
             extra = list(EXTRA_PASSES)
@@ -203,6 +209,9 @@ def command(
         log_only = (holdout_source, run_id, all_steps, keep, val_metric)
         if from_verl_log and inputs:
             raise UsageError("give either JSONL inputs or --from-verl-log, not both")
+        if from_verl_log and (input_format is not None or wide is not None):
+            raise UsageError("--input-format and --wide read record inputs, not "
+                             "--from-verl-log")
         if not from_verl_log and any(log_only):
             raise UsageError("--holdout-source, --run-id, --all-steps, --keep and --val-metric "
                              "need --from-verl-log")
@@ -229,7 +238,8 @@ def command(
                                        skip_invalid, rejects, quiet, val_metric)
             else:
                 n_skipped = _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step,
-                                          run, skip_invalid, rejects, quiet, final_writer.follow)
+                                          run, skip_invalid, rejects, quiet, final_writer.follow,
+                                          input_format, wide)
             if phi:
                 writer.write_to(final_writer, quiet)
         _report(accumulator, fixed_n, n_source, extra, quiet)
@@ -239,7 +249,7 @@ def command(
 
 
 def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, skip_invalid,
-                  rejects, quiet, follow) -> int:
+                  rejects, quiet, follow, input_format=None, wide=None) -> int:
     from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
     from rlscale.core.jsonl import RecordReader
 
@@ -248,7 +258,8 @@ def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, s
 
     with open_rejects(rejects, skip_invalid) as rejects_file:
         reader = RecordReader(inputs, required={"n_tokens": "number"}, optional=optional,
-                              skip_invalid=skip_invalid, rejects=rejects_file)
+                              skip_invalid=skip_invalid, rejects=rejects_file,
+                              input_format=input_format, wide=wide)
         follow(reader)  # no end record unless the input was complete
         for record, where in progress(reader, description="flops", quiet=quiet):
             n_tokens = record["n_tokens"]

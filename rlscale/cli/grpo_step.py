@@ -10,13 +10,16 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SeedOpt,
     SkipInvalidOpt,
+    WideOpt,
     check_choice,
+    check_input_format,
     handle_errors,
     open_rejects,
     progress,
@@ -130,6 +133,8 @@ def command(
     ] = False,
     seed: SeedOpt = 0,
     output: OutputOpt = None,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -140,12 +145,14 @@ def command(
 
         check_choice(emit, ("metrics", "advantages", "verl"), "--emit")
         check_choice(std, STD_MODES, "--std")
+        check_input_format(input_format)
         if emit == "verl":
             _emit_verl()
             return
         warn_if_waiting_on_tty(inputs, quiet)
         if emit == "advantages":
-            _emit_advantages(inputs, std, output, skip_invalid, rejects, quiet)
+            _emit_advantages(inputs, std, output, skip_invalid, rejects, quiet,
+                             input_format, wide)
             return
         if policy is None or out is None:
             raise UsageError("--policy and --out are required (or use --emit advantages)")
@@ -230,7 +237,8 @@ def command(
                 reader = RecordReader(inputs, required={"prompt_id": "str|number",
                                                         "reward": "number"},
                                       optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
-                                      rejects=rejects_file)
+                                      rejects=rejects_file, input_format=input_format,
+                                      wide=wide)
                 raw = list(progress(reader, description="reading", quiet=quiet))
                 reader.require_complete("no step was taken")  # before the model is loaded
                 writer.follow(reader)
@@ -350,14 +358,16 @@ class _NoStep(Exception):
     """Raised inside the step's ``with`` block on empty input: nothing is published."""
 
 
-def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quiet: bool) -> None:
+def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quiet: bool,
+                     input_format: str | None = None, wide: str | None = None) -> None:
     """Pure GRPO math: add 'advantage' to every record (buffers all input; keeps input order)."""
     from rlscale.core.grpo import group_advantages
     from rlscale.core.jsonl import RecordReader, RecordWriter
 
     with open_rejects(rejects, skip_invalid) as rejects_file:
         reader = RecordReader(inputs, required={"prompt_id": "str|number", "reward": "number"},
-                              skip_invalid=skip_invalid, rejects=rejects_file)
+                              skip_invalid=skip_invalid, rejects=rejects_file,
+                              input_format=input_format, wide=wide)
         records = [record for record, _ in progress(reader, description="reading", quiet=quiet)]
     result = group_advantages([r["reward"] for r in records], [r["prompt_id"] for r in records],
                               std_mode=std)

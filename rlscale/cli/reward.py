@@ -8,12 +8,15 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    WideOpt,
     check_choice,
+    check_input_format,
     handle_errors,
     open_rejects,
     progress,
@@ -99,6 +102,8 @@ def command(
     memory_mb: MemoryOpt = 1024,
     fallbacks: FallbacksOpt = "answer-is,math-span,hashes,last-number",
     keep_thinking: KeepThinkingOpt = False,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
@@ -118,6 +123,7 @@ def command(
         from rlscale.core.jsonl import RecordReader, RecordWriter, refuse_overlap
 
         check_choice(grader, GRADERS, "--grader")
+        check_input_format(input_format)
         if not timeout > 0:
             raise UsageError(f"--timeout must be > 0, got {timeout}")
         if workers < 0:
@@ -139,6 +145,7 @@ def command(
                 inputs, required={response_field: "str", answer_field: "any"},
                 optional={data_source_field: "str"} if grader == "paper" else None,
                 skip_invalid=skip_invalid, rejects=rejects_file,
+                input_format=input_format, wide=wide,
                 # a response with broken bytes is still graded (they become U+FFFD), not lost
                 replace_invalid_utf8=True)
 

@@ -184,8 +184,11 @@ class InputReader:
     """
 
     def __init__(self, inputs: Sequence[str] | None, *, skip_invalid: bool = False,
-                 rejects=None):
+                 rejects=None, input_format: str | None = None, wide: str | None = None):
         self.inputs = list(inputs or []) or ["-"]
+        # input_format / wide as for RecordReader; a parquet file read as a plain (not wide)
+        # table keeps the VeRL reading below (nested columns, pandas index dropped)
+        self.input_format, self.wide = input_format, wide
         self.skip_invalid = skip_invalid
         self.rejects = rejects
         self.n_skipped = 0
@@ -214,13 +217,16 @@ class InputReader:
 
         for path in self.inputs:
             self.current_path = path
-            if is_parquet_path(path):
+            as_parquet = (self.input_format == "parquet"
+                          or (self.input_format is None and is_parquet_path(path)))
+            if as_parquet and self.wide is None and path != "-":
                 for row_number, row in iter_parquet_rows(path):
                     self.n_read += 1
                     yield row, Where(path, row_number)
             else:
                 reader = RecordReader([path], skip_invalid=self.skip_invalid,
-                                      rejects=self.rejects)
+                                      rejects=self.rejects, input_format=self.input_format,
+                                      wide=self.wide)
                 for record, where in reader:
                     self.n_read += 1
                     yield record, where
