@@ -1,6 +1,6 @@
 """Every record-reading command reads CSV/TSV and parquet like JSONL, by extension or with
 --input-format (the shared option bundle of rlscale/cli/_shared.py), and wide tables with
---wide STEP. (rollout takes the same reader but not yet the options.)"""
+--wide STEP."""
 
 from __future__ import annotations
 
@@ -170,3 +170,23 @@ def test_flops_refuses_the_table_options_with_a_verl_log(tmp_path):
                             "--input-format", "csv"])
     assert result.exit_code == 2
     assert "--from-verl-log" in result.stderr
+
+
+def test_rollout_reads_csv_on_stdin_like_jsonl(tiny_checkpoint):
+    problems = [{"prompt_id": "p1", "prompt": "What is two plus two?"},
+                {"prompt_id": "p2", "prompt": "Add one to x."}]
+    args = ["rollout", "--model", tiny_checkpoint, "-n", "2", "--max-tokens", "4", "--seed", "5",
+            "-q"]
+    as_jsonl = run_inprocess(args, input=jsonl(problems))
+    as_csv = run_inprocess([*args, "--input-format", "csv"], input=_table(problems))
+    assert as_jsonl.exit_code == 0, as_jsonl.stderr
+    assert as_csv.exit_code == 0, as_csv.stderr
+    assert len(as_jsonl.records) == 4
+    assert as_csv.stdout == as_jsonl.stdout
+
+
+def test_rollout_refuses_an_unknown_input_format_before_loading_a_model(tmp_path):
+    result = run_inprocess(["rollout", "--model", str(tmp_path / "no-such-model"),
+                            "--input-format", "xls"], input="")
+    assert result.exit_code == 2
+    assert "--input-format 'xls': expected one of" in result.stderr

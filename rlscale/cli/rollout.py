@@ -27,11 +27,14 @@ import typer
 
 from rlscale.cli._shared import (
     DebugOpt,
+    InputFormatOpt,
     InputsArg,
     OutputOpt,
     QuietOpt,
     RejectsOpt,
     SkipInvalidOpt,
+    WideOpt,
+    check_input_format,
     handle_errors,
     open_rejects,
     progress,
@@ -125,12 +128,15 @@ def command(
         metavar="N", help="openai: refuse unless the server serves training step N (model "
         "name NAME-step-N, or served from an rlscale checkpoint).")] = None,
     output: OutputOpt = None,
+    input_format: InputFormatOpt = None,
+    wide: WideOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     rejects: RejectsOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     def body() -> None:
+        check_input_format(input_format)  # a usage error before any model loads
         from rlscale.core.errors import UsageError
         from rlscale.core.jsonl import RecordReader
         from rlscale.core.sampling import (
@@ -210,7 +216,8 @@ def command(
         started = time.perf_counter()
         n_samples = n_tokens = 0
         with open_rejects(rejects, skip_invalid) as rejects_file:
-            reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file)
+            reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
+                                  input_format=input_format, wide=wide)
             problems = plan_problems(reader, params=params, encode=engine.encode_prompt,
                                      invalid=reader.invalid, shard=shard_spec, resume=resume_state,
                                      context_length=engine.context_length,
