@@ -177,7 +177,8 @@ def _gzip_stdin(handle: IO[bytes]) -> IO[bytes]:
     return gzip.GzipFile(fileobj=handle, mode="rb") if head == _GZIP_MAGIC else handle
 
 
-def _open_binary(path: str) -> IO[bytes]:
+def _open_binary(path: str, expected: str = "a JSONL file") -> IO[bytes]:
+    """Open an input file (``.gz`` decompressed) or stdin; a missing path is one clear error."""
     if path == STDIN:
         return _gzip_stdin(sys.stdin.buffer)
     try:
@@ -187,7 +188,7 @@ def _open_binary(path: str) -> IO[bytes]:
     except FileNotFoundError:
         raise RlscaleError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise RlscaleError(f"{path}: is a directory, expected a JSONL file") from None
+        raise RlscaleError(f"{path}: is a directory, expected {expected}") from None
     except PermissionError:
         raise RlscaleError(f"{path}: permission denied") from None
 

@@ -82,19 +82,9 @@ def typed_cell(text: str) -> Any:
 
 
 def _open_text(path: str, stdin: Callable[[], Any]) -> io.TextIOBase:
-    try:
-        if path == "-":
-            raw = stdin()
-        elif path.endswith(".gz"):
-            raw = gzip.open(path, "rb")
-        else:
-            raw = open(path, "rb")
-    except FileNotFoundError:
-        raise RlscaleError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RlscaleError(f"{path}: is a directory, expected a table file") from None
-    except PermissionError:
-        raise RlscaleError(f"{path}: permission denied") from None
+    from rlscale.core.jsonl import _open_binary  # one opener for every input (lazy: no cycle)
+
+    raw = stdin() if path == "-" else _open_binary(path, expected="a table file")
     # utf-8-sig: Excel and some exporters start CSV files with a byte-order mark
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
