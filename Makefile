@@ -27,8 +27,10 @@ $(BIN)/rlscale: pyproject.toml
 
 install: $(BIN)/rlscale
 
+# --dist loadfile: a module's tests share one worker, so a module-scoped fixture (the quick demo
+# run of test_demo_pipeline) runs once, not once per worker
 test: $(BIN)/rlscale
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: $(BIN)/rlscale
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
