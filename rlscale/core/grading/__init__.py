@@ -19,10 +19,28 @@ Many grades::
         grader.grade(GradeTask("... so \\\\boxed{\\\\frac12}", "0.5")).reward   # 1.0
 """
 
-from rlscale.core.grading.bounded import close_all, grade_bounded
-from rlscale.core.grading.dispatch import GRADERS, Grader, GraderConfig, GradeTask
-from rlscale.core.grading.extraction import FALLBACKS, extract_answer
-from rlscale.core.grading.math_grader import VERDICTS, GradeResult, MathOptions
+import importlib
 
-__all__ = ["FALLBACKS", "GRADERS", "VERDICTS", "GradeResult", "GradeTask", "Grader",
-           "GraderConfig", "MathOptions", "close_all", "extract_answer", "grade_bounded"]
+# Loaded on first use (PEP 562): every command's --help reads the light grader registry,
+# which must not pull in the graders themselves.
+_EXPORTS = {
+    "close_all": "bounded", "grade_bounded": "bounded",
+    "GRADERS": "dispatch", "Grader": "dispatch", "GraderConfig": "dispatch",
+    "GradeTask": "dispatch",
+    "FALLBACKS": "extraction", "extract_answer": "extraction",
+    "VERDICTS": "math_grader", "GradeResult": "math_grader", "MathOptions": "math_grader",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
