@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from rlscale.core.jsonl import Where
+from rlscale.io.jsonl import Where
 from rlscale.core.laws.data import DataSpec, build_dataset
 from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law
 from rlscale.core.laws.forms import get_law, saturating_k

@@ -1,4 +1,4 @@
-"""JSONL read + write throughput: rlscale.core.jsonl against the standard library json module.
+"""JSONL read + write throughput: rlscale.io.jsonl against the standard library json module.
 
 Both sides do the same work on the same file in the same run: read every line of a JSONL file of
 rollout-like records (prompt and completion text, token ids, numbers), parse each into a dict,
@@ -38,7 +38,7 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
 
 
 def rlscale_roundtrip(src: str, dst: str) -> int:
-    from rlscale.core.jsonl import RecordReader, RecordWriter
+    from rlscale.io.jsonl import RecordReader, RecordWriter
 
     reader = RecordReader([src], required={"prompt_id": "str", "reward": "number"})
     with RecordWriter(dst) as writer:
@@ -60,7 +60,7 @@ def stdlib_roundtrip(src: str, dst: str) -> int:
 
 
 def rlscale_read(src: str, dst: str) -> int:
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
 
     return sum(1 for _ in RecordReader([src], required={"prompt_id": "str", "reward": "number"}))
 

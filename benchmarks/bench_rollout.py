@@ -54,7 +54,7 @@ def _problems():
 
 
 def _rlscale_run(engine, params) -> tuple[int, float, float]:
-    from rlscale.core.jsonl import Where, dumps
+    from rlscale.io.jsonl import Where, dumps
     from rlscale.core.sampling import plan_problems, rollout_records
 
     def invalid(where, message):

@@ -39,7 +39,7 @@ def _bodies(seed_of):
 
 
 def _rlscale(url, params) -> float:
-    from rlscale.core.jsonl import Where
+    from rlscale.io.jsonl import Where
     from rlscale.core.sampling import plan_problems, rollout_records
     from rlscale.engines.openai_rollout import OpenAIRollout
 

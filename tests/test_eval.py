@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import rlscale.core.evaluation as evaluation
 import rlscale.core.flops as flops
-import rlscale.core.verl_log as verl_log
+import rlscale.io.verl_log as verl_log
 from rlscale.core.evaluation import (
     PromptTally,
     bootstrap_mean_interval,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlscale.core.jsonl import Where
+from rlscale.io.jsonl import Where
 from rlscale.core.laws.data import DataSpec, build_dataset
 from rlscale.core.laws.fit import (
     FitOptions,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlscale.core.grading import Grader, GraderConfig, GradeResult, GradeTask, dispatch
-from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool
+from rlscale.runtime.pool import TIMED_OUT, TaskFailed, TimeoutPool
 
 
 def square_or_misbehave(payload):

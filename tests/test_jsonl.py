@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.errors import RecordError, RlscaleError
-from rlscale.core.jsonl import RecordReader, RecordWriter, check_fields, read_records
+from rlscale.io.jsonl import RecordReader, RecordWriter, check_fields, read_records
 
 
 def write(tmp_path, name: str, data: bytes) -> str:

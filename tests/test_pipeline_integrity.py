@@ -15,7 +15,7 @@ import sys
 import orjson
 import pytest
 
-from rlscale.core.jsonl import (
+from rlscale.io.jsonl import (
     AtomicFile,
     RecordReader,
     RecordWriter,

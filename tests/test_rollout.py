@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from rlscale.cli.app import main
-from rlscale.core.jsonl import Where
+from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     SampleRequest,
     SamplingParams,
@@ -19,7 +19,7 @@ from rlscale.core.sampling import (
     rollout_records,
     sample_seed,
 )
-from rlscale.engines.identity import weights_fingerprint
+from rlscale.engines.fingerprint import weights_fingerprint
 from tests.conftest import jsonl, run_cli
 
 torch = pytest.importorskip("torch")

@@ -1,4 +1,4 @@
-"""The weights fingerprint that ``rollout --resume`` checks (rlscale.engines.identity)."""
+"""The weights fingerprint that ``rollout --resume`` checks (rlscale.engines.fingerprint)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlscale.engines.identity import weights_fingerprint
+from rlscale.engines.fingerprint import weights_fingerprint
 from rlscale.engines.openai_rollout import served_step
 
 

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.errors import RlscaleError, UsageError
-from rlscale.core.jsonl import END_KEY, Where
+from rlscale.io.jsonl import END_KEY, Where
 from rlscale.core.sampling import SamplingParams, plan_problems, rollout_records, sample_seed
 from rlscale.engines.openai_rollout import (
     MAX_BACKOFF_S,

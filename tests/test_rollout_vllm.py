@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from rlscale.core.errors import RlscaleError
-from rlscale.core.jsonl import Where
+from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     ResumeState,
     SampleRequest,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rlscale.core import sampling
 from rlscale.core.errors import RecordError, UsageError
-from rlscale.core.jsonl import Where
+from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     PlanStats,
     ResumeState,

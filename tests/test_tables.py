@@ -1,4 +1,4 @@
-"""CSV, TSV and parquet input (rlscale.core.tables through the shared record reader)."""
+"""CSV, TSV and parquet input (rlscale.io.tables through the shared record reader)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.errors import RecordError
-from rlscale.core.jsonl import RecordReader
-from rlscale.core.tables import table_format, typed_cell
+from rlscale.io.jsonl import RecordReader
+from rlscale.io.tables import table_format, typed_cell
 from tests.conftest import jsonl, run_inprocess
 
 

@@ -1,4 +1,4 @@
-"""rlscale.core.verl_log: reading VeRL console lines, merging steps, held-out loss."""
+"""rlscale.io.verl_log: reading VeRL console lines, merging steps, held-out loss."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlscale.core.verl_log import (
+from rlscale.io.verl_log import (
     PAPER_HOLDOUT_SOURCES,
     LoggedStep,
     holdout_score,

@@ -138,7 +138,7 @@ def test_no_step_lines_is_an_error(tmp_path):
 def test_file_logger_lines_read_back_exactly(step, data):
     import orjson
 
-    from rlscale.core.verl_log import parse_file_logger_line
+    from rlscale.io.verl_log import parse_file_logger_line
 
     line = orjson.dumps({"step": step, "data": data}).decode()
     numbers = {k: v for k, v in data.items()

@@ -21,8 +21,8 @@ from typing import IO, Annotated, Any, TypeVar
 import typer
 
 from rlscale import __version__
-from rlscale.core.errors import RlscaleError, UsageError
-from rlscale.core.tables import FORMATS as INPUT_FORMATS
+from rlscale.core.errors import OptionError, RlscaleError, UsageError
+from rlscale.io.tables import FORMATS as INPUT_FORMATS
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ RejectsOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (echoed in metadata).")]
-# Table inputs (see rlscale/core/tables.py): every command that reads records takes both.
+# Table inputs (see rlscale/io/tables.py): every command that reads records takes both.
 InputFormatOpt = Annotated[
     str | None,
     typer.Option("--input-format", help="jsonl | csv | tsv | parquet (default: by file name; "
@@ -131,7 +131,7 @@ def open_rejects(path: str | None, skip_invalid: bool) -> Iterator[IO[bytes] | N
         return
     if not skip_invalid:
         raise UsageError("--rejects needs --skip-invalid")
-    from rlscale.core.jsonl import AtomicFile
+    from rlscale.io.jsonl import AtomicFile
 
     rejects = AtomicFile(path)  # the one atomic writer: umask, .gz, no temp file left behind
     try:
@@ -154,10 +154,13 @@ def fail(command: str, message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def handle_errors(command: str, debug: bool, body: Callable[[], T], *, quiet: bool = False) -> T:
+def handle_errors(command: str, debug: bool, body: Callable[[], T], *, quiet: bool = False,
+                  flags: dict[str, str] | None = None) -> T:
     """Run a command body, mapping failures to one stderr line and an exit code.
 
     RlscaleError / RecordError -> 1, UsageError -> 2, Ctrl-C -> 130, broken pipe -> quiet 0.
+    An :class:`~rlscale.core.errors.OptionError` from the library names a parameter; it is
+    shown with the command's flag for it (``flags``: parameter -> flag where not ``--name``).
     With ``quiet`` (``-q``), libraries' FutureWarning/DeprecationWarning lines (transformers,
     peft, torch) are hidden too.
     """
@@ -177,6 +180,8 @@ def handle_errors(command: str, debug: bool, body: Callable[[], T], *, quiet: bo
     except UsageError as exc:
         if debug:
             traceback.print_exc()
+        if isinstance(exc, OptionError):
+            raise fail(command, exc.with_flag(flags), 2) from None
         raise fail(command, str(exc), 2) from None
     except RlscaleError as exc:
         if debug:

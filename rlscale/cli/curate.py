@@ -117,7 +117,7 @@ def _problems(reader, spec, data_source):
 
 def _load_exclusions(paths, prompt_field, ngram, overlap, skip_invalid, quiet):
     from rlscale.core.curation import PROMPT_FIELDS, ContaminationIndex, FieldSpec
-    from rlscale.core.verl_parquet import InputReader
+    from rlscale.io.verl_parquet import InputReader
 
     index = ContaminationIndex(ngram=ngram, overlap=overlap)
     names = ",".join(([prompt_field] if prompt_field else []) + list(PROMPT_FIELDS))
@@ -132,7 +132,7 @@ def _load_exclusions(paths, prompt_field, ngram, overlap, skip_invalid, quiet):
 
 def _load_scored(path, reward_field):
     from rlscale.core.curation import mean_by_key
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
 
     reader = RecordReader([path], required={"prompt_id": "str|number"})
     pairs = []
@@ -162,7 +162,7 @@ class _Staged:
         self.stdout_rows: list[Any] | None = None
 
     def writer(self, path):
-        from rlscale.core.jsonl import RecordWriter
+        from rlscale.io.jsonl import RecordWriter
 
         writer = RecordWriter(path, tool=NAME, source=self.reader)
         self.files.append(writer)
@@ -174,8 +174,8 @@ class _Staged:
         elif as_parquet:
             import pyarrow.parquet as pq
 
-            from rlscale.core.jsonl import AtomicFile
-            from rlscale.core.verl_parquet import verl_table
+            from rlscale.io.jsonl import AtomicFile
+            from rlscale.io.verl_parquet import verl_table
 
             table = verl_table(records_or_rows, meta)
             out = AtomicFile(path, compress=False)
@@ -188,7 +188,7 @@ class _Staged:
         for staged in self.files:
             staged.commit() if hasattr(staged, "commit") else staged.close(ok=True)
         if self.stdout_rows is not None:
-            from rlscale.core.jsonl import RecordWriter
+            from rlscale.io.jsonl import RecordWriter
 
             with RecordWriter(None, tool=NAME, source=self.reader) as writer:
                 writer.write_all(self.stdout_rows)
@@ -200,7 +200,7 @@ class _Staged:
 
 def _check_outputs(outputs: dict[str, str | None], inputs: list[str]) -> None:
     """Before any work: outputs are distinct, none is an input, every folder exists."""
-    from rlscale.core.jsonl import refuse_overlap
+    from rlscale.io.jsonl import refuse_overlap
 
     refuse_overlap(outputs, inputs)
     for option, path in outputs.items():
@@ -337,8 +337,8 @@ def command(
 ) -> None:
     def body() -> None:
         from rlscale.core.curation import CurateOptions, Curator, FieldSpec, output_record
-        from rlscale.core.jsonl import RecordWriter
-        from rlscale.core.verl_parquet import InputReader
+        from rlscale.io.jsonl import RecordWriter
+        from rlscale.io.verl_parquet import InputReader
 
         check_choice(order, _ORDERS.split("|"), "--order")
         check_input_format(input_format)
@@ -477,7 +477,7 @@ def _outputs(staged, curator, options, kept, write_jsonl, jsonl_out, to_verl, ho
              holdout_out, meta, n_easy, n_written):
     """Split and stage every output (published by the caller only if all succeed)."""
     from rlscale.core.curation import output_record
-    from rlscale.core.verl_parquet import is_parquet_path
+    from rlscale.io.verl_parquet import is_parquet_path
 
     if options.streams:
         rows = [(p, None) for p in kept]

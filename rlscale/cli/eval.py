@@ -92,7 +92,7 @@ def command(
         import numpy as np
 
         from rlscale.core.evaluation import PromptTally, group_key, group_seed, summarize
-        from rlscale.core.jsonl import MISSING, RecordReader, RecordWriter, get_path, refuse_overlap
+        from rlscale.io.jsonl import MISSING, RecordReader, RecordWriter, get_path, refuse_overlap
 
         check_input_format(input_format)
         group_fields = parse_csv_list(by, "--by")

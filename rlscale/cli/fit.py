@@ -202,7 +202,7 @@ def command(
     def body() -> None:
         import orjson
 
-        from rlscale.core.jsonl import RecordReader, RecordWriter, atomic_write_bytes
+        from rlscale.io.jsonl import RecordReader, RecordWriter, atomic_write_bytes
         from rlscale.core.laws.data import DataSpec, EmptyInput, build_dataset, parse_where
         from rlscale.core.laws.fit import FitOptions
         from rlscale.core.laws.forms import get_law
@@ -212,7 +212,7 @@ def command(
 
         # ---- validate options before reading anything
         nonlocal inputs, where, y, law
-        from rlscale.core.jsonl import refuse_overlap
+        from rlscale.io.jsonl import refuse_overlap
 
         refuse_overlap({"-o": output, "--save": save, "--plot": plot, "--rejects": rejects},
                        inputs)
@@ -449,7 +449,7 @@ def command(
 def _write_text(output: str | None, text: str) -> None:
     import sys
 
-    from rlscale.core.jsonl import atomic_write_bytes
+    from rlscale.io.jsonl import atomic_write_bytes
 
     if output in (None, "-"):
         sys.stdout.buffer.write(text.encode())
@@ -461,7 +461,7 @@ def _write_text(output: str | None, text: str) -> None:
 def _compare(dataset, laws, request, out_format, output, seed, quiet) -> None:
     import dataclasses
 
-    from rlscale.core.jsonl import RecordWriter
+    from rlscale.io.jsonl import RecordWriter
     from rlscale.core.laws.compare import compare_laws, with_fraction
     from rlscale.core.laws.pipeline import run_fit
     from rlscale.core.laws.render import render_compare
@@ -552,7 +552,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 def _plot(path, fitted, outcome, report, x_field, y_field, group_field, options) -> None:
     from rlscale.core.laws.pipeline import independent_slopes, points_by_group
-    from rlscale.core.laws.plot import plot_fit
+    from rlscale.io.plot import plot_fit
 
     slopes = None
     points = held = None
@@ -576,7 +576,7 @@ def _plot(path, fitted, outcome, report, x_field, y_field, group_field, options)
 def _predict(source, fitted, writer, x_field, y_field, group_field, skip_invalid, quiet) -> None:
     import numpy as np
 
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
     from rlscale.core.laws.data import group_key
 
     reader = RecordReader([source], required={x_field: "number"}, skip_invalid=skip_invalid)

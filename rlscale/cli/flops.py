@@ -193,7 +193,7 @@ def command(
 ) -> None:
     def body() -> None:
         from rlscale.core.flops import EXTRA_PASSES, N_DEFINITIONS, StepAccumulator
-        from rlscale.core.jsonl import RecordWriter
+        from rlscale.io.jsonl import RecordWriter
 
         check_choice(n_def, N_DEFINITIONS, "--n-def")
         check_input_format(input_format)
@@ -251,7 +251,7 @@ def command(
 def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, skip_invalid,
                   rejects, quiet, follow, input_format=None, wide=None) -> int:
     from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
 
     warn_if_waiting_on_tty(inputs, quiet)
     optional = {"step": "number", "n_groups": "number", "N": "number"}
@@ -314,7 +314,7 @@ def _run_key(value: Any) -> Any:
 def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps, keep,
                prompts_per_step, skip_invalid, rejects, quiet, val_metric=None) -> int:
     from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
-    from rlscale.core.verl_log import (
+    from rlscale.io.verl_log import (
         PAPER_HOLDOUT_SOURCES,
         SCORE_FIELD_PREFIX,
         merge_steps,

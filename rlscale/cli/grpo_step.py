@@ -165,7 +165,7 @@ def command(
         _train(config)
 
     def _emit_verl() -> None:
-        from rlscale.core.jsonl import RecordWriter
+        from rlscale.io.jsonl import RecordWriter
         from rlscale.integrations.verl_launch import LaunchOptions, launch
 
         if policy is None:
@@ -210,7 +210,7 @@ def command(
             raise UsageError(str(exc)) from None
 
     def _train(config) -> None:
-        from rlscale.core.jsonl import RecordReader, RecordWriter
+        from rlscale.io.jsonl import RecordReader, RecordWriter
         from rlscale.engines.train import (
             RECORD_OPTIONAL,
             CheckpointLock,
@@ -221,7 +221,7 @@ def command(
         started = time.perf_counter()
         check_checkpoint_dir(policy, "--policy")
         check_output_dir(out)
-        from rlscale.core.jsonl import refuse_overlap
+        from rlscale.io.jsonl import refuse_overlap
 
         refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
         if ref is not None:
@@ -362,7 +362,7 @@ def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quie
                      input_format: str | None = None, wide: str | None = None) -> None:
     """Pure GRPO math: add 'advantage' to every record (buffers all input; keeps input order)."""
     from rlscale.core.grpo import group_advantages
-    from rlscale.core.jsonl import RecordReader, RecordWriter
+    from rlscale.io.jsonl import RecordReader, RecordWriter
 
     with open_rejects(rejects, skip_invalid) as rejects_file:
         reader = RecordReader(inputs, required={"prompt_id": "str|number", "reward": "number"},

@@ -6,24 +6,8 @@ from typing import Annotated
 
 import typer
 
-from rlscale.cli._shared import (
-    DebugOpt,
-    InputFormatOpt,
-    InputsArg,
-    OutputOpt,
-    QuietOpt,
-    RejectsOpt,
-    SkipInvalidOpt,
-    WideOpt,
-    check_choice,
-    check_input_format,
-    handle_errors,
-    open_rejects,
-    progress,
-    report_skipped,
-    say,
-    warn_if_waiting_on_tty,
-)
+from rlscale.cli._command import Context, tool
+from rlscale.cli._shared import progress
 
 NAME = "reward"
 HELP = (
@@ -90,9 +74,9 @@ KeepThinkingOpt = Annotated[bool, typer.Option(
     "after the last </think>.")]
 
 
+@tool(NAME)
 def command(
-    inputs: InputsArg = None,
-    output: OutputOpt = None,
+    ctx: Context,
     grader: GraderOpt = "math",
     response_field: ResponseFieldOpt = "completion",
     answer_field: AnswerFieldOpt = "answer",
@@ -102,87 +86,26 @@ def command(
     memory_mb: MemoryOpt = 1024,
     fallbacks: FallbacksOpt = "answer-is,math-span,hashes,last-number",
     keep_thinking: KeepThinkingOpt = False,
-    input_format: InputFormatOpt = None,
-    wide: WideOpt = None,
-    skip_invalid: SkipInvalidOpt = False,
-    rejects: RejectsOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
-    def body() -> None:
-        from rlscale.core.errors import UsageError
-        from rlscale.core.grading import FALLBACKS, GRADERS, VERDICTS
-        from rlscale.core.grading.dispatch import Grader, GraderConfig, GradeTask
-        from rlscale.core.grading.math_grader import MathOptions
-        from rlscale.core.grading.registry import (
-            STRUCTURED_GRADERS,
-            ground_truth_text,
-            paper_routes,
-            resolve,
-        )
-        from rlscale.core.jsonl import RecordReader, RecordWriter, refuse_overlap
+    from rlscale.api.reward import reward
 
-        check_choice(grader, GRADERS, "--grader")
-        check_input_format(input_format)
-        if not timeout > 0:
-            raise UsageError(f"--timeout must be > 0, got {timeout}")
-        if workers < 0:
-            raise UsageError(f"--workers must be >= 0, got {workers}")
-        if memory_mb < 64:
-            raise UsageError(f"--memory-mb must be >= 64, got {memory_mb}")
-        chosen = [] if fallbacks.strip() == "none" else [
-            part.strip() for part in fallbacks.split(",") if part.strip()]
-        unknown = [name for name in chosen if name not in FALLBACKS]
-        if unknown:
-            raise UsageError(f"--fallbacks: unknown {', '.join(unknown)}; expected some of "
-                             f"{', '.join(FALLBACKS)} or none")
-        config = GraderConfig(grader, MathOptions(tuple(chosen), not keep_thinking))
-        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
-        warn_if_waiting_on_tty(inputs, quiet)
-        counts = dict.fromkeys(VERDICTS, 0)
-        with open_rejects(rejects, skip_invalid) as rejects_file:
-            reader = RecordReader(
-                inputs, required={response_field: "str", answer_field: "any"},
-                optional={data_source_field: "str"} if grader == "paper" else None,
-                skip_invalid=skip_invalid, rejects=rejects_file,
-                input_format=input_format, wide=wide,
-                # a response with broken bytes is still graded (they become U+FFFD), not lost
-                replace_invalid_utf8=True)
-
-            def tasks():
-                for record, where in progress(reader, description="grading", quiet=quiet):
-                    source = record.get(data_source_field) if grader == "paper" else None
-                    if grader == "paper" and not paper_routes(source):
-                        reader.invalid(where, f"data_source {source!r} has no paper scorer "
-                                       "(expected math*, aime*, math_dapo, openai/gsm8k, "
-                                       "codegen__*, logic__zebra_puzzle* or stem__supergpqa*)")
-                        continue
-                    value = record[answer_field]
-                    gold = ground_truth_text(value)
-                    if gold is None:
-                        reader.invalid(where, f"{answer_field}: expected a string, number, "
-                                       "object or array")
-                        continue
-                    if isinstance(value, dict | list) and \
-                            resolve(grader, source) not in STRUCTURED_GRADERS:
-                        reader.invalid(where, f"{answer_field}: an object or array is a ground "
-                                       "truth of the code or logic grader only, not "
-                                       f"{resolve(grader, source)}")
-                        continue
-                    task = GradeTask(record[response_field], gold, source)
-                    yield record, task
-
-            with Grader(config, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool, \
-                    RecordWriter(output, tool=NAME, source=reader) as writer:
-                for record, result in pool.stream(tasks()):
-                    counts[result.verdict] += 1
-                    writer.write({**record, "reward": result.reward, "pred": result.pred,
-                                  "verdict": result.verdict, **(result.details or {})})
-        report_skipped(NAME, reader.n_skipped, rejects, quiet)
-        total = sum(counts.values())
-        if total:
-            shown = ", ".join(f"{verdict} {n}" for verdict, n in counts.items() if n)
-            say(f"rlscale reward: graded {total}: mean reward {counts['correct'] / total:.4f} "
-                f"({shown})", quiet)
-
-    handle_errors(NAME, debug, body)
+    counts: dict[str, int] = {}
+    # a response with broken bytes is still graded (they become U+FFFD), not lost
+    reader = ctx.reader(replace_invalid_utf8=True)
+    scored = reward(reader, grader=grader, response_field=response_field,
+                    answer_field=answer_field, data_source_field=data_source_field,
+                    timeout=timeout, workers=workers, memory_mb=memory_mb, fallbacks=fallbacks,
+                    keep_thinking=keep_thinking, counts=counts,
+                    progress=lambda items: progress(items, description="grading",
+                                                    quiet=ctx.quiet))
+    first = next(scored, None)  # usage errors come before the output file is opened
+    with ctx.writer(source=reader) as writer:
+        if first is not None:
+            writer.write(first)
+        for record in scored:
+            writer.write(record)
+    total = sum(counts.values())
+    if total:
+        shown = ", ".join(f"{verdict} {n}" for verdict, n in counts.items() if n)
+        ctx.say(f"rlscale reward: graded {total}: mean reward {counts['correct'] / total:.4f} "
+                f"({shown})")

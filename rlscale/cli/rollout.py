@@ -138,7 +138,7 @@ def command(
     def body() -> None:
         check_input_format(input_format)  # a usage error before any model loads
         from rlscale.core.errors import UsageError
-        from rlscale.core.jsonl import RecordReader
+        from rlscale.io.jsonl import RecordReader
         from rlscale.core.sampling import (
             PlanStats,
             SamplingParams,
@@ -154,7 +154,7 @@ def command(
         engine_args = parse_engine_args(vllm_arg)
         if resume and output in (None, "-"):
             raise UsageError("--resume needs -o FILE (the output file to continue)")
-        from rlscale.core.jsonl import refuse_overlap
+        from rlscale.io.jsonl import refuse_overlap
 
         refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
         if max_prompt_tokens is not None and max_prompt_tokens < 1:
@@ -198,7 +198,7 @@ def command(
             weights = _served_identity(engine)
         else:
             _check_model_path(model)
-            from rlscale.engines.identity import weights_fingerprint
+            from rlscale.engines.fingerprint import weights_fingerprint
 
             weights = weights_fingerprint(model, lora)
         resume_state = (_load_resume(output, params, chat_template, weights, quiet) if resume
@@ -277,7 +277,7 @@ def _served_identity(engine) -> str:
     root = engine.served.get("root") or ""
     text = f"openai\x00{engine.model}\x00{root}"
     if root and os.path.isdir(root):
-        from rlscale.engines.identity import weights_fingerprint
+        from rlscale.engines.fingerprint import weights_fingerprint
 
         text += "\x00" + weights_fingerprint(root)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -330,9 +330,9 @@ def _load_resume(output: str, params, chat_template: bool, weights: str, quiet: 
 
     The backend may change between runs (samples of either backend are samples of the same
     policy); the seed, the sampling parameters, the prompt rendering and the weights (their
-    fingerprint, :mod:`rlscale.engines.identity`) may not.
+    fingerprint, :mod:`rlscale.engines.fingerprint`) may not.
     """
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
     from rlscale.core.sampling import ResumeState
 
     state = ResumeState(seed=params.seed,
@@ -388,7 +388,7 @@ class _AppendWriter:
     """
 
     def __init__(self, path: str, source=None):
-        from rlscale.core.jsonl import dumps, records_since_end
+        from rlscale.io.jsonl import dumps, records_since_end
 
         self._dumps = dumps
         self._source = source
@@ -404,7 +404,7 @@ class _AppendWriter:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        from rlscale.core.jsonl import END_KEY, end_records_enabled
+        from rlscale.io.jsonl import END_KEY, end_records_enabled
 
         if exc_type is None and self._count and end_records_enabled() and not (
                 self._source is not None and self._source.problems):
@@ -413,7 +413,7 @@ class _AppendWriter:
 
 
 def _open_writer(output: str | None, *, append: bool, source=None):
-    from rlscale.core.jsonl import RecordWriter
+    from rlscale.io.jsonl import RecordWriter
 
     if append and output not in (None, "-"):
         directory = os.path.dirname(os.path.abspath(output))

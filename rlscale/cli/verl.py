@@ -130,7 +130,7 @@ def command(
 ) -> None:
     def body() -> None:
         from rlscale.cli._shared import check_choice
-        from rlscale.core.jsonl import RecordWriter
+        from rlscale.io.jsonl import RecordWriter
         from rlscale.integrations.verl_launch import LaunchOptions, launch
 
         check_choice(action, ("launch",), "ACTION")

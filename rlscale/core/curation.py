@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlscale.core.jsonl import MISSING, get_path
+from rlscale.io.jsonl import MISSING, get_path
 
 # --- the paper's prompt template (spec §2.4, A-D1) ------------------------------------------
 
@@ -1038,14 +1038,14 @@ def _is_scalar(value: object) -> bool:
 
 def verl_fields(problem: Problem, options: CurateOptions, split: str,
                 epoch: int | None = None) -> dict:
-    """The five VeRL columns for a problem (see :mod:`rlscale.core.verl_parquet`).
+    """The five VeRL columns for a problem (see :mod:`rlscale.io.verl_parquet`).
 
     ``extra_info`` keeps the input's keys; ``index`` is the input's or, when absent, the rank
     in the ordered full set (as the paper assigned it); ``pass_rate`` is added when no
     ``extra_info`` pass-rate field already holds the pass rate used; ``prompt_id`` is stored when it cannot be derived
     from ``data_source#index``; scalar pass-through fields are kept; ``split`` comes last.
     """
-    from rlscale.core.verl_parquet import verl_row
+    from rlscale.io.verl_parquet import verl_row
 
     source = dict(problem.extra_info or {})
     index = source.pop("index", None)

@@ -22,3 +22,22 @@ class RecordError(RlscaleError):
 
 class UsageError(RlscaleError):
     """A bad combination of options or option value. Exit code 2."""
+
+
+class OptionError(UsageError):
+    """A bad value of one named parameter. The library names the parameter (``timeout must be
+    > 0``); the command line names its flag instead (``--timeout must be > 0``). A message that
+    starts with ``:`` is joined without a space (``fallbacks: unknown x``)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        self.message = message
+        super().__init__(self._join(option))
+
+    def _join(self, name: str) -> str:
+        return name + ("" if self.message.startswith(":") else " ") + self.message
+
+    def with_flag(self, flags: dict[str, str] | None = None) -> str:
+        """The message naming the flag: from ``flags``, else ``--`` plus the dashed name."""
+        flag = (flags or {}).get(self.option) or "--" + self.option.replace("_", "-")
+        return self._join(flag)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from rlscale.core.errors import RecordError, UsageError
-from rlscale.core.jsonl import json_type_name
+from rlscale.io.jsonl import json_type_name
 
 FINISH_REASONS = ("stop", "length")
 # Seeds live in [0, 2**62) so that prompt_seed + sample_idx still fits a signed 64-bit integer,
@@ -476,7 +476,7 @@ def plan_problems(
     """Select, validate and tokenize the problems this invocation samples, streaming.
 
     Args:
-        records: ``(record, where)`` pairs, as :class:`rlscale.core.jsonl.RecordReader` yields.
+        records: ``(record, where)`` pairs, as :class:`rlscale.io.jsonl.RecordReader` yields.
         encode: prompt (string or messages) -> prompt token ids (chat template already decided);
             None when the engine sends the prompt itself (no token checks here then).
         invalid: called with ``(where, message)`` for a bad record; raises or skips (see

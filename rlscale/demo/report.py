@@ -22,7 +22,7 @@ def _load_json(path: str) -> dict[str, Any]:
 
 
 def _load_jsonl(path: str) -> list[dict[str, Any]]:
-    from rlscale.core.jsonl import read_records
+    from rlscale.io.jsonl import read_records
 
     return read_records([path])  # the one reader: end-of-stream records are not data
 

@@ -1,1 +1,1 @@
-"""Process-level runtime helpers (running untrusted code)."""
+"""Process-level runtime: the time- and memory-bounded worker pool, the code sandbox."""

@@ -3,7 +3,7 @@
 :func:`grade_stream` is what ``rlscale reward`` runs. For each item it first tries the grader's
 quick path in the calling process (string and exact numeric comparison: microseconds, no
 SymPy); only the items that need symbolic comparison are sent to a
-:class:`~rlscale.core.grading.pool.TimeoutPool`, where each one is limited to ``timeout``
+:class:`~rlscale.runtime.pool.TimeoutPool`, where each one is limited to ``timeout``
 seconds and a runaway worker is killed and replaced. Output order is input order, and at most
 ``window`` items are held at once, so memory stays bounded on endless streams.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from rlscale.core.grading import math_grader, paper_grader
 from rlscale.core.grading.math_grader import GradeResult, MathOptions
-from rlscale.core.grading.pool import TIMED_OUT, TaskFailed, TimeoutPool, available_cores
+from rlscale.runtime.pool import TIMED_OUT, TaskFailed, TimeoutPool, available_cores
 from rlscale.core.grading.registry import GRADERS, NEEDS_WORKER, grade_domain, resolve
 
 DEFAULT_TIMEOUT = 2.0  # seconds per item

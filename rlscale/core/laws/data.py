@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rlscale.core.errors import RlscaleError, UsageError
-from rlscale.core.jsonl import Where, check_fields
+from rlscale.io.jsonl import Where, check_fields
 
 # --- group values ---------------------------------------------------------------------------
 
@@ -271,7 +271,7 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
     """Select, check and clip the points of ``records`` (pairs of record and location).
 
     ``invalid(where, message)`` reports a bad record (raise, or skip under --skip-invalid), as
-    :meth:`rlscale.core.jsonl.RecordReader.invalid` does. Raises :class:`RlscaleError` for
+    :meth:`rlscale.io.jsonl.RecordReader.invalid` does. Raises :class:`RlscaleError` for
     problems with the whole input (no points left, a group with fewer than 2 points).
     """
     counts = {"records": 0, "filtered_out": 0, "out_of_range": 0, "step0_dropped": 0,

@@ -74,7 +74,7 @@ def example_where(name: str) -> str:
 def load_example(name: str, *, x: str = "C", y: str = "L", where: tuple[str, ...] = (),
                  ending_clip: int = 0) -> Dataset:
     """The curves of one example as a fit dataset (group N, aligned by step)."""
-    from rlscale.core.jsonl import RecordReader
+    from rlscale.io.jsonl import RecordReader
 
     filters = tuple(parse_where(w) for w in (example_where(name), *where))
     spec = DataSpec(x=x, y=y, group="N", run=None, where=filters, ending_clip=ending_clip)

@@ -172,7 +172,7 @@ def plot_transfer(path: str, data: Mapping[str, Mapping[Any, tuple[list[float], 
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     fig.tight_layout()
-    from rlscale.core.laws.plot import save_figure
+    from rlscale.io.plot import save_figure
 
     save_figure(fig, path, dpi=120)
 

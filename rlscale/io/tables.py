@@ -1,7 +1,7 @@
 """Tables as records: CSV, TSV and parquet files read the way JSONL lines are.
 
 Researchers' learning curves come as wandb or pandas CSV exports and parquet files. Every row
-becomes one record (a dict) with a :class:`~rlscale.core.jsonl.Where` naming ``file:line``, so
+becomes one record (a dict) with a :class:`~rlscale.io.jsonl.Where` naming ``file:line``, so
 the rest of rlscale checks and reports them exactly as it does JSONL records.
 
 * **CSV/TSV** (stdlib :mod:`csv`): the first row is the header; a cell that reads as a finite
@@ -82,7 +82,7 @@ def typed_cell(text: str) -> Any:
 
 
 def _open_text(path: str, stdin: Callable[[], Any]) -> io.TextIOBase:
-    from rlscale.core.jsonl import _open_binary  # one opener for every input (lazy: no cycle)
+    from rlscale.io.jsonl import _open_binary  # one opener for every input (lazy: no cycle)
 
     raw = stdin() if path == "-" else _open_binary(path, expected="a table file")
     # utf-8-sig: Excel and some exporters start CSV files with a byte-order mark

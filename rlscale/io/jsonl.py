@@ -194,7 +194,7 @@ def _open_binary(path: str, expected: str = "a JSONL file") -> IO[bytes]:
 
 
 def _looks_tabular(path: str) -> bool:
-    """CSV/TSV/parquet by file name (rlscale.core.tables reads them)."""
+    """CSV/TSV/parquet by file name (rlscale.io.tables reads them)."""
     name = path.lower().removesuffix(".gz")
     return name.endswith((".csv", ".tsv", ".tab", ".parquet", ".pq"))
 
@@ -267,7 +267,7 @@ class RecordReader:
         replace_invalid_utf8: bool = False,
     ):
         self.replace_invalid_utf8 = replace_invalid_utf8  # see parse_line
-        self.input_format, self.wide = input_format, wide  # tables: see core/tables.py
+        self.input_format, self.wide = input_format, wide  # tables: see io/tables.py
         self.inputs = list(inputs or []) or [STDIN]
         self.required = dict(required or {})
         self.optional = dict(optional or {})
@@ -331,7 +331,7 @@ class RecordReader:
             self.n_end_records += ends
 
     def _table(self, path: str, source: str, checked: bool) -> Iterator[tuple[dict, Where]]:
-        from rlscale.core.tables import table_format, table_rows
+        from rlscale.io.tables import table_format, table_rows
 
         fmt = table_format(path, self.input_format) or "csv"
         for record, where in table_rows(path, source, fmt, self.invalid, Where, wide=self.wide):

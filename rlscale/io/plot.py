@@ -36,7 +36,7 @@ def save_figure(fig, path: str, **kwargs: Any) -> None:
         fig.savefig(buffer, format=suffix or matplotlib.rcParams["savefig.format"], **kwargs)
     finally:
         plt.close(fig)
-    from rlscale.core.jsonl import atomic_write_bytes
+    from rlscale.io.jsonl import atomic_write_bytes
 
     atomic_write_bytes(path, buffer.getvalue())
 

@@ -154,7 +154,7 @@ def write_verl_parquet(path: str, rows: Sequence[Mapping[str, Any]],
     """
     import pyarrow.parquet as pq
 
-    from rlscale.core.jsonl import AtomicFile
+    from rlscale.io.jsonl import AtomicFile
 
     table = verl_table(rows, metadata)
     with AtomicFile(path, compress=False) as out:
@@ -177,7 +177,7 @@ def verl_row(prompt: str | Sequence[Mapping[str, Any]], answer: str, data_source
 class InputReader:
     """Records from a mix of JSONL files (or stdin) and VeRL parquet files, with locations.
 
-    Same contract as :class:`rlscale.core.jsonl.RecordReader`: iterating yields
+    Same contract as :class:`rlscale.io.jsonl.RecordReader`: iterating yields
     ``(record, where)``; :meth:`invalid` raises a ``file:line`` error or, with
     ``skip_invalid``, counts the record and copies it to ``rejects``. For parquet the "line" is
     the 1-based row number.
@@ -198,7 +198,7 @@ class InputReader:
         self.problems: list[str] = []  # incomplete JSONL inputs (see RecordReader.problems)
 
     def require_complete(self, consequence: str) -> None:
-        from rlscale.core.jsonl import require_complete
+        from rlscale.io.jsonl import require_complete
 
         require_complete(self.problems, consequence)
 
@@ -213,7 +213,7 @@ class InputReader:
             self.rejects.write(raw.rstrip(b"\r\n") + b"\n")
 
     def __iter__(self):
-        from rlscale.core.jsonl import RecordReader, Where
+        from rlscale.io.jsonl import RecordReader, Where
 
         for path in self.inputs:
             self.current_path = path
