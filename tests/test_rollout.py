@@ -481,16 +481,16 @@ def test_cli_max_prompt_tokens_with_skip_invalid(capsys, stop_checkpoint, proble
 
 def test_cli_refuses_an_over_long_prompt_by_its_length_before_tokenising(
         capsys, stop_checkpoint, tmp_path, monkeypatch):
-    from rlscale.engines import hf_rollout
+    from rlscale.core import prompts
 
     rendered = []
-    real_plan = hf_rollout.render_plan
+    real_plan = prompts.render_plan
 
     def spy_plan(prompt, chat_template):
         rendered.append(len(prompt) if isinstance(prompt, str) else len(prompt[0]["content"]))
         return real_plan(prompt, chat_template)
 
-    monkeypatch.setattr(hf_rollout, "render_plan", spy_plan)
+    monkeypatch.setattr(prompts, "render_plan", spy_plan)
     huge = "x" * (4 << 20)  # 4 MiB of text: far more than 512 tokens can cover
     path = tmp_path / "huge.jsonl"
     path.write_text(jsonl([PROBLEMS[0], {"prompt_id": "huge", "prompt": huge},

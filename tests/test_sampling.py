@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from rlscale.core import sampling
 from rlscale.core.errors import RecordError, UsageError
+from rlscale.core.prompts import check_prompt, render_plan
 from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     PlanStats,
@@ -19,7 +20,6 @@ from rlscale.core.sampling import (
     SampleOutput,
     SamplingParams,
     Shard,
-    check_prompt,
     choose_backend,
     contiguous_runs,
     derive_prompt_id,
@@ -28,7 +28,6 @@ from rlscale.core.sampling import (
     parse_shard,
     plan_problems,
     prompt_seed,
-    render_plan,
     rollout_records,
     sample_seed,
     stop_token_ids,

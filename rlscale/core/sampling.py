@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from rlscale.core.errors import RecordError, UsageError
+from rlscale.core.prompts import check_prompt
 from rlscale.io.jsonl import json_type_name
 
 FINISH_REASONS = ("stop", "length")
@@ -236,52 +237,6 @@ def parse_engine_args(items: Iterable[str] | None, option: str = "--vllm-arg") -
 
 
 # --- prompts -------------------------------------------------------------------------------
-
-
-def check_prompt(value: Any) -> str | list[dict[str, str]]:
-    """Validate a ``prompt`` field: a non-empty string, or a list of ``{role, content}`` messages.
-
-    The message list is VeRL's parquet format (paper-method.md §5.1). Extra keys in a message are
-    ignored. Raises ValueError with a user-facing message.
-    """
-    if isinstance(value, str):
-        if not value:
-            raise ValueError("field 'prompt' is an empty string")
-        return value
-    if not isinstance(value, list):
-        raise ValueError("field 'prompt' must be a string or a list of {role, content} messages, "
-                         f"got {json_type_name(value)}")
-    if not value:
-        raise ValueError("field 'prompt' is an empty message list")
-    messages = []
-    for i, message in enumerate(value):
-        if not isinstance(message, dict):
-            raise ValueError(f"prompt message {i} must be an object with 'role' and 'content', "
-                             f"got {json_type_name(message)}")
-        for key in ("role", "content"):
-            if not isinstance(message.get(key), str):
-                raise ValueError(f"prompt message {i}: '{key}' must be a string")
-        messages.append({"role": message["role"], "content": message["content"]})
-    return messages
-
-
-def render_plan(prompt: str | list[dict[str, str]], chat_template: bool) -> tuple[str, Any]:
-    """Decide how a prompt becomes text: ``("chat", messages)`` or ``("raw", text)``.
-
-    With the chat template (the default, as VeRL applies it: paper-method.md §2.1), a string
-    prompt becomes one user message. With ``--no-chat-template`` a string is used verbatim and a
-    single message contributes its content; a multi-message conversation has no raw form.
-    """
-    if chat_template:
-        if isinstance(prompt, str):
-            return "chat", [{"role": "user", "content": prompt}]
-        return "chat", prompt
-    if isinstance(prompt, str):
-        return "raw", prompt
-    if len(prompt) == 1:
-        return "raw", prompt[0]["content"]
-    raise ValueError(f"prompt is a list of {len(prompt)} messages; --no-chat-template needs a "
-                     "string or a single message")
 
 
 def longest_token_chars(vocab: Iterable[str]) -> int:

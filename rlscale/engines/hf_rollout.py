@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.prompts import has_chat_template, render_prompt_ids
 from rlscale.core.sampling import (
     SampleOutput,
     SampleRequest,
@@ -30,7 +31,6 @@ from rlscale.core.sampling import (
     check_prompt_chars,
     finish_from_ids,
     longest_token_chars,
-    render_plan,
     stop_token_ids,
 )
 
@@ -76,12 +76,10 @@ def checkpoint_stop_ids(model: str, tokenizer) -> list[int]:
 
 
 class PromptEncoder:
-    """Prompt (string or chat messages) -> token ids, the way VeRL renders them.
+    """Prompt (string or chat messages) -> token ids by the one rule of
+    :func:`rlscale.core.prompts.render_prompt_ids` (the ids ``grpo-step`` trains on too).
 
-    With the chat template: ``apply_chat_template(messages, add_generation_prompt=True)`` as text,
-    then tokenized without adding special tokens (the template has them). Without it: the raw text,
-    tokenized with the tokenizer's usual special tokens (e.g. a BOS for Llama-style tokenizers).
-
+    A tokenizer without a chat template is refused here, once, unless ``chat_template`` is off.
     With ``context_length``, a prompt with more characters than that many tokens can cover is
     refused by its length before it is rendered or tokenised (a 10 MB prompt would otherwise
     take seconds and gigabytes to refuse).
@@ -91,7 +89,7 @@ class PromptEncoder:
         self.tokenizer = tokenizer
         self.chat_template = chat_template
         self._token_chars: int | None = None
-        if chat_template and not getattr(tokenizer, "chat_template", None):
+        if chat_template and not has_chat_template(tokenizer):
             raise UsageError(f"the tokenizer of {model} has no chat template; pass "
                              "--no-chat-template to sample from raw prompts (base models)")
 
@@ -109,15 +107,7 @@ class PromptEncoder:
                 check_prompt_chars(prompt, context_length, self.token_chars)
             except ValueError as exc:
                 raise ValueError(f"{exc} (use --skip-invalid to drop such prompts)") from None
-        kind, content = render_plan(prompt, self.chat_template)
-        if kind == "raw":
-            return list(self.tokenizer(content, add_special_tokens=True)["input_ids"])
-        try:
-            text = self.tokenizer.apply_chat_template(content, add_generation_prompt=True,
-                                                      tokenize=False)
-        except Exception as exc:  # jinja2 raises its own TemplateError subclasses
-            raise ValueError(f"the chat template rejects this prompt: {exc}") from None
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return render_prompt_ids(self.tokenizer, prompt, chat_template=self.chat_template)
 
     def decode(self, completions: Sequence[Sequence[int]]) -> list[str]:
         return self.tokenizer.batch_decode([list(ids) for ids in completions],

@@ -32,13 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rlscale.core.errors import RlscaleError, UsageError
-from rlscale.core.sampling import (
-    SampleOutput,
-    SampleRequest,
-    SamplingParams,
-    id_key,
-    render_plan,
-)
+from rlscale.core.prompts import render_plan
+from rlscale.core.sampling import SampleOutput, SampleRequest, SamplingParams, id_key
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
