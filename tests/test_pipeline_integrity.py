@@ -7,6 +7,7 @@ whole (with the umask's mode, gzip for .gz) or not at all; integers of any size 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import sys
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rlscale.io.jsonl import (
     AtomicFile,
@@ -215,6 +218,34 @@ def test_big_integers_survive_every_tool():
     assert scored.exit_code == 0, scored.stderr
     assert [f'"id":{big + i},' in line for i, line in enumerate(_lines(scored.stdout)[:2])] \
         == [True, True]
+
+
+def test_big_integers_inside_arrays_survive():
+    # token-id-like arrays, messages, nested arrays: a 30-digit integer anywhere stays exact
+    big = 123456789012345678901234567890
+    for value in ([big, 1, 2], ["x", -big], [[1, big]], [{"id": big}], [True, big],
+                  [0.5, big]):
+        line = dumps({"a": value})
+        assert json.loads(line) == {"a": value}
+        assert parse_line(line) == {"a": value}, value
+    # floats that are legitimately large stay floats
+    assert parse_line(b'{"a":[1e21,2]}') == {"a": [1e21, 2]}
+    assert type(parse_line(b'{"a":[1e21,2]}')["a"][0]) is float
+
+
+big_ints = st.integers(min_value=2**64, max_value=10**40) | st.integers(
+    max_value=-(2**64), min_value=-(10**40))
+json_leaves = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | big_ints | \
+    st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5)
+json_trees = st.recursive(json_leaves, lambda children: st.lists(children, max_size=4)
+                          | st.dictionaries(st.text(max_size=4), children, max_size=4),
+                          max_leaves=12)
+
+
+@given(st.dictionaries(st.text(max_size=4), json_trees, max_size=4))
+def test_every_integer_survives_a_parse_at_any_depth(record):
+    line = dumps(record)
+    assert parse_line(line) == json.loads(line)
 
 
 def jsonl_big(records: list[dict]) -> bytes:

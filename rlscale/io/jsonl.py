@@ -200,17 +200,41 @@ def _looks_tabular(path: str) -> bool:
 
 
 def _holds_big_float(record: dict[str, Any]) -> bool:
-    """Whether a field (or a field of an object field) is a float of magnitude >= 2**64.
+    """Whether any number in the record, at any depth, is a float of magnitude >= 2**64.
 
-    Runs on every line, so it is kept to one pass over the fields; numbers inside arrays (token
-    ids, logprobs) are not looked at: ids and answers are fields, not array elements.
+    orjson reads an integer beyond 64 bits as a float; such a line is parsed again by the
+    standard json module, which keeps it exact. This runs on every line, so arrays of numbers
+    (token ids, logprobs: the long ones) are bounded in one C call each: ``math.hypot`` is at
+    least the largest magnitude, so ``hypot < 2**64`` clears the whole array; only arrays of
+    other things (messages, strings, nested arrays) are walked.
     """
     for value in record.values():
         kind = type(value)
         if kind is float:
             if not -_BIG < value < _BIG:
                 return True
-        elif kind is dict and _holds_big_float(value):
+        elif kind is dict:
+            if _holds_big_float(value):
+                return True
+        elif kind is list and value and _list_holds_big_float(value):
+            return True
+    return False
+
+
+def _list_holds_big_float(values: list[Any]) -> bool:
+    try:
+        return not math.hypot(*values) < _BIG
+    except TypeError:  # not all numbers (or a bool-free mix): look at each element
+        pass
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if not -_BIG < value < _BIG:
+                return True
+        elif kind is dict:
+            if _holds_big_float(value):
+                return True
+        elif kind is list and value and _list_holds_big_float(value):
             return True
     return False
 
