@@ -157,6 +157,18 @@ def test_numeric_and_string_prompt_ids_differ():
     assert prompt_seed(0, 1) != prompt_seed(0, "1")
 
 
+def test_prompt_ids_are_record_identitys_prompt_key():
+    # an integral float is the integer's id (JSON numbers are values); seeds of string and
+    # integer ids are the hash of their JSON text, as before
+    assert prompt_seed(3, 1.0) == prompt_seed(3, 1)
+    digest = hashlib.sha256(b"rlscale-rollout\x003\x0012").digest()
+    assert prompt_seed(3, 12) == int.from_bytes(digest[:8], "big") >> 2
+    assert prompt_seed(0, 2**70) != prompt_seed(0, 2**70 + 1)  # integers beyond 64 bits
+    state = ResumeState(seed=0, sampling={})
+    state.add({"prompt_id": 4.0, "sample_idx": 1}, "f", 1)
+    assert state.missing(4, 3) == [0, 2]
+
+
 def test_derive_prompt_id_hashes_canonical_json():
     messages = [{"role": "user", "content": "Find $x$."}]
     canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"),

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from rlscale.core.errors import RecordError, UsageError
+from rlscale.core.identity import prompt_key
 from rlscale.core.prompts import check_prompt
 from rlscale.io.jsonl import json_type_name
 
@@ -94,15 +95,6 @@ class SamplingParams:
 # --- seeds and ids -------------------------------------------------------------------------
 
 
-def id_key(prompt_id: str | int | float) -> str:
-    """Canonical text of a prompt_id, so that ``1`` and ``"1"`` stay distinct ids.
-
-    >>> id_key("a"), id_key(1)
-    ('"a"', '1')
-    """
-    return orjson.dumps(prompt_id).decode()
-
-
 def derive_prompt_id(prompt: str | list[dict[str, str]]) -> str:
     """Stable id for a prompt: 16 hex digits of SHA-256 of the prompt.
 
@@ -138,10 +130,14 @@ def default_prompt_id(record: Mapping[str, Any], prompt: str | list[dict[str, st
 def prompt_seed(seed: int, prompt_id: str | int | float) -> int:
     """Base seed of one prompt's samples: a hash of (run seed, prompt_id) in [0, 2**62).
 
+    The id enters as :func:`rlscale.core.identity.prompt_key`, so ``1`` and ``1.0`` are one
+    prompt with one seed and ``"1"`` is another.
+
     >>> prompt_seed(0, "p1") == prompt_seed(0, "p1") != prompt_seed(1, "p1")
     True
     """
-    digest = hashlib.sha256(f"rlscale-rollout\x00{seed}\x00{id_key(prompt_id)}".encode()).digest()
+    text = f"rlscale-rollout\x00{seed}\x00{prompt_key(prompt_id)}"
+    digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
 
@@ -329,11 +325,11 @@ class ResumeState:
                     raise RecordError(source, line, f"resume: written with "
                                       f"{_as_option(key, previous[key])}, this run has "
                                       f"{_as_option(key, value)}")
-        self.done.setdefault(id_key(prompt_id), set()).add(sample_idx)
+        self.done.setdefault(prompt_key(prompt_id), set()).add(sample_idx)
         self.n_records += 1
 
     def missing(self, prompt_id: str | int | float, n: int) -> list[int]:
-        have = self.done.get(id_key(prompt_id), set())
+        have = self.done.get(prompt_key(prompt_id), set())
         return [i for i in range(n) if i not in have]
 
     def summary(self, n: int) -> tuple[int, int]:
@@ -465,7 +461,7 @@ def plan_problems(
             if in_shard:
                 invalid(where, str(exc))
             continue
-        key = id_key(prompt_id)
+        key = prompt_key(prompt_id)
         if key in first_seen:
             if in_shard:
                 invalid(where, f"duplicate prompt_id {key} (first at {first_seen[key]}); give "

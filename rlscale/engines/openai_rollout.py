@@ -32,8 +32,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.identity import prompt_key
 from rlscale.core.prompts import render_plan
-from rlscale.core.sampling import SampleOutput, SampleRequest, SamplingParams, id_key
+from rlscale.core.sampling import SampleOutput, SampleRequest, SamplingParams
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -383,7 +384,7 @@ class OpenAIRollout:
         import orjson
 
         path, body = self._payload(request, overrides)
-        name = (f"prompt {id_key(request.prompt_id)} sample {request.sample_idx}"
+        name = (f"prompt {prompt_key(request.prompt_id)} sample {request.sample_idx}"
                 if request.prompt_id != "seed-probe" else "the seed probe request")
         attempt = 0
         while True:
