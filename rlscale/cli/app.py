@@ -33,30 +33,11 @@ SUMMARIES = {
     "verl": "Print a complete VeRL main_ppo launch for these GRPO settings.",
 }
 
-app = typer.Typer(
-    name="rlscale",
-    help="Run, measure and predict RL post-training (GRPO) of language models on math. "
-    "Every subcommand reads JSONL (files or stdin) and writes JSONL on stdout.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 
 def _version(value: bool) -> None:
     if value:
         print(f"rlscale {__version__}")
         raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Run, measure and predict RL post-training (GRPO) of language models on math."""
 
 
 def _with_version(command):
@@ -85,20 +66,67 @@ def _examples(epilog: str) -> str:
     return "\n\n".join([head, *("\b\n" + example for example in examples)])
 
 
-def _register() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run, measure and predict RL post-training (GRPO) of language models on math."""
+
+
+def command_name(module_name: str) -> str:
+    """The command a module under rlscale.cli defines (its NAME): grpo_step -> grpo-step."""
+    return module_name.replace("_", "-")
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``rlscale`` typer app with every command, or with the one command ``only``.
+
+    ``main`` builds only the command it runs: importing and declaring the other seven (their
+    option tables and help texts) would be start-up time that ``rlscale <cmd>`` never uses.
+    """
+    app = typer.Typer(
+        name="rlscale",
+        help="Run, measure and predict RL post-training (GRPO) of language models on math. "
+        "Every subcommand reads JSONL (files or stdin) and writes JSONL on stdout.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
     for module_name in COMMAND_MODULES:
+        if only is not None and command_name(module_name) != only:
+            continue
         module = importlib.import_module(f"rlscale.cli.{module_name}")
         app.command(module.NAME, help=module.HELP, epilog=_examples(module.EPILOG),
                     short_help=SUMMARIES[module_name])(_with_version(module.command))
+    return app
 
 
-_register()
+_FULL_APP: typer.Typer | None = None
+
+
+def __getattr__(name: str):
+    """``rlscale.cli.app.app``: the app with every command, built on first use."""
+    global _FULL_APP
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _FULL_APP is None:
+        _FULL_APP = build_app()
+    return _FULL_APP
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    first = next((arg for arg in args if not arg.startswith("-")), None)
+    names = {command_name(module_name) for module_name in COMMAND_MODULES}
+    # a command as the first word: build just that one (root options like --version come
+    # before it, so a non-command first word means the root app with every command)
+    only = first if first in names and args and args[0] == first else None
     try:
-        app(args=argv, prog_name="rlscale", standalone_mode=True)
+        build_app(only)(args=args, prog_name="rlscale", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
@@ -107,4 +135,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
