@@ -137,6 +137,7 @@ def tool(name: str, *, shared: tuple[str, ...] = tuple(SHARED),
                 check_input_format(ctx.input_format)
                 if check is not None:
                     check(**options)
+                ctx.refuse_overlap()  # before --rejects exists: a refused run leaves no file
                 with open_rejects(ctx.rejects, ctx.skip_invalid) as rejects_file:
                     ctx.rejects_file = rejects_file
                     run(ctx, **options)

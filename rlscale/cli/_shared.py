@@ -20,8 +20,8 @@ from typing import IO, Annotated, Any, TypeVar
 
 import typer
 
-from rlscale import __version__
 from rlscale.core.errors import OptionError, RlscaleError, UsageError
+from rlscale.core.meta import run_meta  # noqa: F401  (re-exported for the commands)
 from rlscale.io.tables import FORMATS as INPUT_FORMATS
 
 T = TypeVar("T")
@@ -68,15 +68,6 @@ def check_input_format(value: str | None) -> str | None:
     if value is not None and value not in INPUT_FORMATS:
         raise UsageError(f"--input-format {value!r}: expected one of {', '.join(INPUT_FORMATS)}")
     return value
-
-
-def run_meta(seed: int | None = None, **extra: Any) -> dict[str, Any]:
-    """Metadata echoed by randomised commands so results can be reproduced."""
-    meta: dict[str, Any] = {"rlscale_version": __version__}
-    if seed is not None:
-        meta["seed"] = seed
-    meta.update(extra)
-    return meta
 
 
 # --- stderr, progress ----------------------------------------------------------------------
