@@ -1,4 +1,4 @@
-"""GRPO math (rlscale.core.grpo) against hand-computed values (docs §6 A-G1..A-G3)."""
+"""GRPO math (rlscale.core.grpo, rlscale.engines.grpo_kernel) against hand-computed values (docs §6 A-G1..A-G3)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core import grpo
+from rlscale.engines import grpo_kernel
 from tests.conftest import jsonl, run_cli
 
 # --- advantages ------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def test_property_scale_invariance_with_std(groups, factor):
 ])
 def test_dual_clip_policy_loss_elementwise(advantage, ratio, expected, clipped, dual):
     logp = torch.tensor([[math.log(ratio)]])
-    terms = grpo.policy_loss_terms(logp, torch.zeros(1, 1), torch.tensor([[advantage]]))
+    terms = grpo_kernel.policy_loss_terms(logp, torch.zeros(1, 1), torch.tensor([[advantage]]))
     assert terms.losses.item() == pytest.approx(expected, rel=1e-6)
     assert terms.ratio.item() == pytest.approx(ratio, rel=1e-6)
     assert terms.clipped.item() == clipped
@@ -118,16 +119,16 @@ def test_dual_clip_policy_loss_elementwise(advantage, ratio, expected, clipped, 
 def test_separate_clip_bounds_and_dual_clip_off():
     logp = torch.log(torch.tensor([[1.5, 0.5, 5.0]]))
     adv = torch.tensor([[1.0, -1.0, -1.0]])
-    terms = grpo.policy_loss_terms(logp, torch.zeros(1, 3), adv, clip_low=0.1, clip_high=0.28,
+    terms = grpo_kernel.policy_loss_terms(logp, torch.zeros(1, 3), adv, clip_low=0.1, clip_high=0.28,
                                    dual_clip=None)
     assert terms.losses.tolist()[0] == pytest.approx([-1.28, 0.9, 5.0], rel=1e-6)
     with pytest.raises(ValueError, match="dual clip constant must be > 1"):
-        grpo.policy_loss_terms(logp, torch.zeros(1, 3), adv, dual_clip=0.5)
+        grpo_kernel.policy_loss_terms(logp, torch.zeros(1, 3), adv, dual_clip=0.5)
 
 
 def test_policy_gradient_flows_only_through_unclipped_tokens():
     logp = torch.log(torch.tensor([[1.5, 1.1]])).requires_grad_()
-    terms = grpo.policy_loss_terms(logp, torch.zeros(1, 2), torch.tensor([[1.0]]))
+    terms = grpo_kernel.policy_loss_terms(logp, torch.zeros(1, 2), torch.tensor([[1.0]]))
     terms.losses.sum().backward()
     # d(-A * ratio)/d logp = -A * ratio where unclipped; 0 where the clip is active
     assert logp.grad.tolist()[0] == pytest.approx([0.0, -1.1], rel=1e-6)
@@ -138,21 +139,21 @@ def test_policy_gradient_flows_only_through_unclipped_tokens():
 
 def test_kl_estimators_by_hand():
     logp, ref = torch.tensor([0.1, 0.0, -0.3]), torch.tensor([0.0, 0.0, 0.2])
-    assert grpo.kl_estimate(logp, ref, "k3").tolist() == pytest.approx(
+    assert grpo_kernel.kl_estimate(logp, ref, "k3").tolist() == pytest.approx(
         [math.exp(-0.1) + 0.1 - 1, 0.0, math.exp(0.5) - 0.5 - 1], rel=1e-6)
-    assert grpo.kl_estimate(logp, ref, "k3")[0].item() == pytest.approx(0.0048374, abs=5e-8)
-    exact = grpo.kl_estimate(torch.tensor([0.1], dtype=torch.float64),
+    assert grpo_kernel.kl_estimate(logp, ref, "k3")[0].item() == pytest.approx(0.0048374, abs=5e-8)
+    exact = grpo_kernel.kl_estimate(torch.tensor([0.1], dtype=torch.float64),
                              torch.tensor([0.0], dtype=torch.float64), "k3")
     assert exact.item() == pytest.approx(0.0048374180, abs=1e-10)
-    assert grpo.kl_estimate(logp, ref, "k1").tolist() == pytest.approx([0.1, 0.0, -0.5])
-    assert grpo.kl_estimate(logp, ref, "k2").tolist() == pytest.approx([0.005, 0.0, 0.125])
+    assert grpo_kernel.kl_estimate(logp, ref, "k1").tolist() == pytest.approx([0.1, 0.0, -0.5])
+    assert grpo_kernel.kl_estimate(logp, ref, "k2").tolist() == pytest.approx([0.005, 0.0, 0.125])
     with pytest.raises(ValueError, match="KL estimator must be one of k1, k2, k3"):
-        grpo.kl_estimate(logp, ref, "low_var")
+        grpo_kernel.kl_estimate(logp, ref, "low_var")
 
 
 def test_k3_is_clamped_to_ten():
     # ref - logp = 5: e^5 - 5 - 1 = 142.4 -> 10
-    value = grpo.kl_estimate(torch.tensor([-5.0]), torch.tensor([0.0]), "k3")
+    value = grpo_kernel.kl_estimate(torch.tensor([-5.0]), torch.tensor([0.0]), "k3")
     assert value.item() == 10.0
 
 
@@ -169,15 +170,15 @@ MASK = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.floa
     ("seq-mean-token-sum-norm", ((1 + 2 + 3) + 4) / 2 / 4),  # horizon = padded length 4
 ])
 def test_each_aggregation_mode_by_hand(mode, expected):
-    assert grpo.aggregate_loss(LOSS, MASK, mode).item() == pytest.approx(expected)
+    assert grpo_kernel.aggregate_loss(LOSS, MASK, mode).item() == pytest.approx(expected)
 
 
 def test_aggregation_with_explicit_normalisers():
-    assert grpo.aggregate_loss(LOSS, MASK, "token-mean", n_tokens=8).item() == pytest.approx(10 / 8)
-    assert grpo.aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", n_seqs=4,
+    assert grpo_kernel.aggregate_loss(LOSS, MASK, "token-mean", n_tokens=8).item() == pytest.approx(10 / 8)
+    assert grpo_kernel.aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", n_seqs=4,
                                scale=10).item() == pytest.approx(10 / 40)
     with pytest.raises(ValueError, match="loss aggregation must be one of"):
-        grpo.aggregate_loss(LOSS, MASK, "sum")
+        grpo_kernel.aggregate_loss(LOSS, MASK, "sum")
 
 
 @given(st.lists(st.integers(0, 5), min_size=2, max_size=9), st.integers(1, 4),
@@ -189,8 +190,8 @@ def test_property_micro_batch_losses_sum_to_the_full_batch_loss(lengths, n_micro
     loss = torch.randn(len(lengths), width, generator=generator, dtype=torch.float64)
     mask = torch.tensor([[1.0] * n + [0.0] * (width - n) for n in lengths], dtype=torch.float64)
     norms = {"n_tokens": sum(lengths), "n_seqs": sum(1 for n in lengths if n), "scale": width}
-    full = grpo.aggregate_loss(loss, mask, mode, scale=width)
-    parts = sum(grpo.aggregate_loss(loss[k::n_micro], mask[k::n_micro], mode, **norms)
+    full = grpo_kernel.aggregate_loss(loss, mask, mode, scale=width)
+    parts = sum(grpo_kernel.aggregate_loss(loss[k::n_micro], mask[k::n_micro], mode, **norms)
                 for k in range(n_micro))
     assert float(parts) == pytest.approx(float(full), abs=1e-9)
 
@@ -203,9 +204,9 @@ def test_token_logprobs_and_entropy_match_log_softmax():
     logits = torch.randn(2, 3, 7, generator=generator)
     ids = torch.randint(0, 7, (2, 3), generator=generator)
     reference = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    assert torch.allclose(grpo.token_logprobs(logits, ids), reference, atol=1e-6)
+    assert torch.allclose(grpo_kernel.token_logprobs(logits, ids), reference, atol=1e-6)
     probs = torch.softmax(logits, -1)
-    assert torch.allclose(grpo.entropy_from_logits(logits),
+    assert torch.allclose(grpo_kernel.entropy_from_logits(logits),
                           -(probs * torch.log_softmax(logits, -1)).sum(-1), atol=1e-6)
 
 
@@ -253,7 +254,7 @@ def test_emit_advantages_std_none_and_bad_line():
     (1.0, False, 1 << 22), (0.7, True, 16)])
 def test_fused_logprobs_match_full_logits_values_and_gradients(temperature, use_bias,
                                                                chunk_values, monkeypatch):
-    monkeypatch.setattr(grpo, "FUSED_CHUNK_VALUES", chunk_values)  # 16: one row per chunk
+    monkeypatch.setattr(grpo_kernel, "FUSED_CHUNK_VALUES", chunk_values)  # 16: one row per chunk
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(6, 5, generator=generator, dtype=torch.float64)
     weight = torch.randn(11, 5, generator=generator, dtype=torch.float64)
@@ -265,13 +266,13 @@ def test_fused_logprobs_match_full_logits_values_and_gradients(temperature, use_
         leaves = [t.clone().requires_grad_() for t in (hidden, weight)]
         b = bias.clone().requires_grad_() if use_bias else None
         if fused:
-            logp, ent = grpo.fused_token_logprobs(*leaves, b, ids, temperature=temperature,
+            logp, ent = grpo_kernel.fused_token_logprobs(*leaves, b, ids, temperature=temperature,
                                                   with_entropy=True)
         else:
             logits = leaves[0] @ leaves[1].T + (b if use_bias else 0)
             logits = logits / temperature
-            logp = grpo.token_logprobs(logits[None], ids[None])[0]
-            ent = grpo.entropy_from_logits(logits[None])[0]
+            logp = grpo_kernel.token_logprobs(logits[None], ids[None])[0]
+            ent = grpo_kernel.entropy_from_logits(logits[None])[0]
         ((logp * g_logp).sum() + (ent * g_ent).sum()).backward()
         grads = [t.grad for t in leaves] + ([b.grad] if use_bias else [])
         return logp.detach(), ent.detach(), grads
@@ -306,3 +307,21 @@ def test_emit_verl_maps_every_setting():
     result = run_cli(["grpo-step", "--emit", "verl", "--policy", "/m", "--std", "biased"])
     assert result.exit_code == 2
     assert result.stderr.startswith("rlscale grpo-step: --std biased: VeRL's GRPO advantage")
+
+
+def test_doctests_of_the_core_math_and_the_kernel():
+    import doctest
+
+    from rlscale.core import grpo as core_grpo
+
+    for module in (core_grpo, grpo_kernel):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_core_grpo_imports_no_torch():
+    import subprocess
+    import sys
+
+    probe = "import sys, rlscale.core.grpo; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""rlscale.core.grpo against VeRL 0.9.1's core_algos on random tensors (the GRPO math)."""
+"""rlscale.core.grpo and rlscale.engines.grpo_kernel against VeRL 0.9.1's core_algos on random tensors (the GRPO math)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ MODES = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-to
 @needs_verl
 @pytest.mark.parametrize("seed", [0, 1])
 def test_grpo_math_matches_core_algos(seed):
-    from rlscale.core.grpo import aggregate_loss, group_advantages, kl_estimate, policy_loss_terms
+    from rlscale.core.grpo import VERL_KL_NAMES, group_advantages
+    from rlscale.engines.grpo_kernel import aggregate_loss, kl_estimate, policy_loss_terms
 
     rng = np.random.default_rng(seed)
     n_groups, g, t = 4, 5, 7
@@ -46,6 +47,7 @@ def test_grpo_math_matches_core_algos(seed):
         assert float(pg) == pytest.approx(verl["pg_loss"][mode], abs=1e-7), mode
         agg = aggregate_loss(torch.tensor(loss_mat), t_mask, mode, scale=scale)
         assert float(agg) == pytest.approx(verl["agg"][mode], abs=1e-7), mode
-    for ours_name, verl_name in (("k1", "kl"), ("k2", "mse"), ("k3", "low_var_kl")):
+    assert VERL_KL_NAMES == {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
+    for ours_name, verl_name in VERL_KL_NAMES.items():
         ours = kl_estimate(t_logp, torch.tensor(ref), ours_name)
         np.testing.assert_allclose(ours.numpy(), verl["kl"][verl_name], atol=1e-7)

@@ -43,6 +43,7 @@ import torch
 
 from rlscale.core import grpo
 from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.engines import grpo_kernel
 
 TRAINER_STATE_FILE = "rlscale_trainer.json"
 OPTIMIZER_FILE = "rlscale_optimizer.safetensors"
@@ -91,34 +92,17 @@ class TrainConfig:
     lora: LoraSettings | None = None
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (0 <= self.clip_low < 1, f"--clip must be in [0, 1), got {self.clip_low}"),
-            (self.clip_high >= 0, f"--clip-high must be >= 0, got {self.clip_high}"),
-            (self.dual_clip is None or self.dual_clip > 1,
-             f"--dual-clip must be > 1 (or 0 to disable), got {self.dual_clip}"),
-            (self.kl_coef >= 0, f"--kl-coef must be >= 0, got {self.kl_coef}"),
-            (self.kl_estimator in grpo.KL_ESTIMATORS,
-             f"--kl must be one of {', '.join(grpo.KL_ESTIMATORS)}, got {self.kl_estimator!r}"),
-            (self.loss_agg in grpo.LOSS_AGG_MODES,
-             f"--loss-agg must be one of {', '.join(grpo.LOSS_AGG_MODES)}, "
-             f"got {self.loss_agg!r}"),
-            (self.loss_scale is None or self.loss_scale > 0,
-             f"--loss-scale must be > 0, got {self.loss_scale}"),
-            (self.mini_batches >= 1, f"--mini-batches must be >= 1, got {self.mini_batches}"),
-            (self.micro_batch_size >= 1,
-             f"--micro-batch-size must be >= 1, got {self.micro_batch_size}"),
-            (self.max_tokens_per_micro_batch is None or self.max_tokens_per_micro_batch >= 1,
-             "--max-tokens-per-micro-batch must be >= 1, got "
-             f"{self.max_tokens_per_micro_batch}"),
-            (self.max_grad_norm is None or self.max_grad_norm > 0,
-             f"--max-grad-norm must be > 0 (or 0 to disable), got {self.max_grad_norm}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        """Refuse bad values with :class:`~rlscale.core.errors.OptionError`, which names the
+        option of ``rlscale grpo-step`` / :func:`rlscale.grpo_step` (``clip`` for
+        ``clip_low``, ``kl`` for ``kl_estimator``)."""
+        grpo.check_step_options(
+            lr=self.lr, clip=self.clip_low, clip_high=self.clip_high, dual_clip=self.dual_clip,
+            kl_coef=self.kl_coef, kl=self.kl_estimator, loss_agg=self.loss_agg,
+            loss_scale=self.loss_scale, mini_batches=self.mini_batches,
+            micro_batch_size=self.micro_batch_size,
+            max_tokens_per_micro_batch=self.max_tokens_per_micro_batch,
+            max_grad_norm=self.max_grad_norm, weight_decay=self.weight_decay,
+            temperature=self.temperature)
 
 
 @dataclass
@@ -511,7 +495,7 @@ class PolicyTrainer:
         """Log-probs ``(B, C)`` of the completion tokens (and entropies if asked).
 
         The fused path runs the backbone, keeps the hidden states of completion positions only,
-        and applies the LM head in chunks (:func:`grpo.fused_token_logprobs`), so the
+        and applies the LM head in chunks (:func:`grpo_kernel.fused_token_logprobs`), so the
         ``(B, C, V)`` logits never exist; other architectures (logit soft-capping or scaling)
         go through the model's own head.
         """
@@ -527,7 +511,7 @@ class PolicyTrainer:
                                attention_mask=batch["attention_mask"],
                                position_ids=batch["position_ids"], use_cache=False)
             hidden = out.last_hidden_state[:, -(n_completion + 1):-1, :][mask]
-            logp_rows, entropy_rows = grpo.fused_token_logprobs(
+            logp_rows, entropy_rows = grpo_kernel.fused_token_logprobs(
                 hidden, head.weight, head.bias, batch["completion_ids"][mask],
                 temperature=self.config.temperature, with_entropy=want_entropy,
                 compute_dtype=torch.bfloat16 if self.precision == "bf16" else None)
@@ -544,13 +528,13 @@ class PolicyTrainer:
         logits = out.logits[:, :-1, :].float()
         if self.config.temperature != 1.0:
             logits = logits / self.config.temperature
-        logp = grpo.token_logprobs(logits, batch["completion_ids"]) * mask
+        logp = grpo_kernel.token_logprobs(logits, batch["completion_ids"]) * mask
         if want_entropy:
             if self.config.entropy_coef:
-                entropy = grpo.entropy_from_logits(logits)
+                entropy = grpo_kernel.entropy_from_logits(logits)
             else:
                 with torch.no_grad():
-                    entropy = grpo.entropy_from_logits(logits.detach())
+                    entropy = grpo_kernel.entropy_from_logits(logits.detach())
         return logp, entropy
 
     @torch.no_grad()
@@ -719,18 +703,20 @@ class PolicyTrainer:
             ref = ref_host.to(self.device, non_blocking=True) if ref_host is not None else None
             adv = torch.tensor([[samples[i].advantage] for i in chunk], dtype=torch.float32,
                                device=self.device)
-            terms = grpo.policy_loss_terms(logp, old, adv, clip_low=cfg.clip_low,
-                                           clip_high=cfg.clip_high, dual_clip=cfg.dual_clip)
-            pg = grpo.aggregate_loss(terms.losses, mask, cfg.loss_agg, **norms)
+            terms = grpo_kernel.policy_loss_terms(logp, old, adv, clip_low=cfg.clip_low,
+                                                  clip_high=cfg.clip_high,
+                                                  dual_clip=cfg.dual_clip)
+            pg = grpo_kernel.aggregate_loss(terms.losses, mask, cfg.loss_agg, **norms)
             loss = pg
             if ref is not None:
-                kl = grpo.aggregate_loss(grpo.kl_estimate(logp, ref, cfg.kl_estimator), mask,
-                                         cfg.loss_agg, **norms)
+                kl = grpo_kernel.aggregate_loss(
+                    grpo_kernel.kl_estimate(logp, ref, cfg.kl_estimator), mask, cfg.loss_agg,
+                    **norms)
                 loss = loss + cfg.kl_coef * kl
                 totals["kl"] += kl.detach()
             if cfg.entropy_coef:
-                loss = loss - cfg.entropy_coef * grpo.aggregate_loss(entropy, mask, cfg.loss_agg,
-                                                                     **norms)
+                loss = loss - cfg.entropy_coef * grpo_kernel.aggregate_loss(
+                    entropy, mask, cfg.loss_agg, **norms)
             loss.backward()
             with torch.no_grad():  # metrics stay on the device: one sync per mini-batch
                 totals["loss"] += loss.detach()

@@ -18,11 +18,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from rlscale.core.errors import UsageError
+from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, STD_MODES, VERL_KL_NAMES
 
-STD_MODES = ("unbiased", "biased", "none")
-KL_NAMES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
-LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
-                  "seq-mean-token-sum-norm")
 ROLLOUT_ENGINES = ("vllm", "sglang")
 GRADERS = ("paper", "math")
 # Stand-ins for "off" where VeRL has no switch: the dual clip bound -A*c and the grad-norm
@@ -125,7 +122,7 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     """
     o = opts
     _choice(o.std, STD_MODES, "--std")
-    _choice(o.kl, tuple(KL_NAMES), "--kl")
+    _choice(o.kl, KL_ESTIMATORS, "--kl")
     _choice(o.loss_agg, LOSS_AGG_MODES, "--loss-agg")
     _choice(o.rollout_engine, ROLLOUT_ENGINES, "--rollout-engine")
     _choice(o.grader, GRADERS, "--grader")
@@ -197,7 +194,7 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
         f"{actor}.clip_ratio_c={o.dual_clip if o.dual_clip else NO_DUAL_CLIP!r}",
         f"{actor}.use_kl_loss={o.kl_coef > 0}",
         f"{actor}.kl_loss_coef={o.kl_coef!r}",
-        f"{actor}.kl_loss_type={KL_NAMES[o.kl]}",
+        f"{actor}.kl_loss_type={VERL_KL_NAMES[o.kl]}",
         f"{actor}.loss_agg_mode={o.loss_agg}",
         f"{actor}.entropy_coeff={o.entropy_coef!r}",
         f"{rollout}.name={o.rollout_engine}",
