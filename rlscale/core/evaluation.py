@@ -20,14 +20,16 @@ reported separately. The 95 % interval of the loss is a percentile bootstrap ove
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
+
+from rlscale.core.identity import group_key, prompt_key
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP = 1000
@@ -70,32 +72,72 @@ class PromptTally:
         self.reward_sum += reward
 
 
-def group_key(values: Sequence[Any]) -> tuple:
-    """A hashable key for group values where 7e9 and 7000000000 are the same group.
+class GroupTallies:
+    """Per-group, per-prompt tallies of scored samples, fed one sample at a time: what
+    ``rlscale.evaluate`` keeps instead of the records. Groups keep their order of first
+    appearance; groups and prompts are told apart by :mod:`rlscale.core.identity`.
 
-    >>> group_key([7e9, "a"]) == group_key([7000000000, "a"]), group_key([True]) == group_key([1])
-    (True, False)
+    >>> tallies = GroupTallies()
+    >>> for step, prompt, reward in [(1, "a", 1.0), (1, "a", 0.0), (2, "a", 1.0), (1.0, "b", 1.0)]:
+    ...     tallies.add([step], prompt, reward)
+    >>> [(values, stats["n_prompts"], stats["pass@1"]) for values, stats, _ in
+    ...  tallies.summaries((1,), 0, 0)]
+    [([1], 2, 0.75), ([2], 1, 1.0)]
     """
-    key = []
-    for value in values:
-        if isinstance(value, bool):
-            key.append(("b", value))
-        elif isinstance(value, (int, float)):
-            key.append(("n", float(value)))
-        elif isinstance(value, str):
-            key.append(("s", value))
-        elif value is None:
-            key.append(("z",))
-        else:
-            key.append(("j", orjson.dumps(value, option=orjson.OPT_SORT_KEYS)))
-    return tuple(key)
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD):
+        self.threshold = threshold
+        self.groups: dict[tuple, tuple[list[Any], dict[str, PromptTally]]] = {}
+        self.non_binary = 0  # rewards other than 0 and 1
+        self.duplicates = 0  # samples whose (group, prompt, sample_idx) was already seen
+        self._seen: set[tuple] = set()
+
+    def add(self, values: Sequence[Any], prompt_id: str | int | float, reward: float,
+            sample_idx: Any = None) -> None:
+        """Count one sample of prompt ``prompt_id`` in the group given by ``values``."""
+        key = group_key(values)
+        entry = self.groups.get(key)
+        if entry is None:
+            entry = self.groups[key] = (list(values), {})
+        prompt = prompt_key(prompt_id)
+        tally = entry[1].get(prompt)
+        if tally is None:
+            tally = entry[1][prompt] = PromptTally()
+        tally.add(float(reward), self.threshold)
+        self.non_binary += reward not in (0, 1)
+        if isinstance(sample_idx, (int, str)):  # a repeat: doubled input or a missing group field
+            marker = (key, prompt, sample_idx)
+            self.duplicates += marker in self._seen
+            self._seen.add(marker)
+
+    def summaries(self, ks: Sequence[int] = (1,), n_boot: int = DEFAULT_BOOTSTRAP,
+                  seed: int = 0) -> Iterator[tuple[list[Any], dict[str, Any], int]]:
+        """``(group values, summarize() of the group, fewest samples of one prompt)`` per
+        group; each group's bootstrap draws from :func:`group_seed`."""
+        for key, (values, tallies) in self.groups.items():
+            rng = np.random.default_rng(group_seed(seed, key)) if n_boot else None
+            yield (values, summarize(tallies.values(), ks, n_boot, rng),
+                   min(t.n for t in tallies.values()))
 
 
 def group_seed(seed: int, key: tuple) -> np.random.SeedSequence:
-    """A per-group seed from the run seed and the group key, so a group's bootstrap interval
-    does not change when other groups are added, removed or reordered."""
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    """A per-group seed from the run seed and the group key (:func:`rlscale.core.identity.group_key`),
+    so a group's bootstrap interval does not change when other groups are added, removed or
+    reordered."""
+    digest = hashlib.blake2b(_seed_text(key).encode(), digest_size=8).digest()
     return np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, int.from_bytes(digest, "little")])
+
+
+def _seed_text(key: tuple) -> str:
+    # Seeds hash numbers as floats, as they did when group keys held floats, so every interval
+    # published before record identity moved to core/identity.py comes out the same.
+    parts = []
+    for part in key:
+        if isinstance(part, tuple) and len(part) == 2 and part[0] == "n":
+            with contextlib.suppress(OverflowError):  # beyond float range: the exact integer
+                part = ("n", float(part[1]))
+        parts.append(part)
+    return repr(tuple(parts))
 
 
 def bootstrap_mean_interval(values: np.ndarray, n_boot: int, rng: np.random.Generator,
