@@ -30,26 +30,22 @@ def reward(
 
     One output record per input record, in input order; each item is bounded by ``timeout``
     seconds and ``memory_mb`` MiB in a pool of worker processes (a runaway item gets verdict
-    ``timeout`` or ``error`` and the stream goes on). ``fallbacks``: where the math grader looks
-    when there is no ``\\boxed{}`` (a comma list or a sequence; ``"none"``: boxed answers only).
-    ``counts``, when given, is filled with the number of records per verdict.
+    ``timeout`` or ``error`` and the stream goes on). ``grader``: a name of the grader registry
+    (:mod:`rlscale.core.grading.registry`; ``paper`` routes by ``data_source_field``).
+    ``fallbacks``: where the math grader looks when there is no ``\\boxed{}`` (a comma list or
+    a sequence; ``"none"``: boxed answers only). ``counts``, when given, is filled with the
+    number of records per verdict. Bad options raise an OptionError naming the parameter, at
+    the call; a bad record raises a RecordError naming it (``<records>:N``) when it is reached.
 
     >>> [r["verdict"] for r in reward([{"completion": "so \\\\boxed{4}", "answer": "4"},
     ...                                 {"completion": "it is 5", "answer": "4"}])]
     ['correct', 'wrong']
     """
-    from rlscale.core.grading import FALLBACKS, GRADERS, VERDICTS
-    from rlscale.core.grading.dispatch import Grader, GraderConfig, GradeTask
-    from rlscale.core.grading.math_grader import MathOptions
-    from rlscale.core.grading.registry import (
-        STRUCTURED_GRADERS,
-        ground_truth_text,
-        paper_routes,
-        resolve,
-    )
+    from rlscale.core.grading import registry
+    from rlscale.core.grading.extraction import FALLBACKS
+    from rlscale.core.grading.task import VERDICTS, GraderConfig, MathOptions
 
-    if grader not in GRADERS:
-        raise OptionError("grader", f"must be one of {', '.join(GRADERS)}, got {grader!r}")
+    registry.check_name(grader)
     if not timeout > 0:
         raise OptionError("timeout", f"must be > 0, got {timeout}")
     if workers < 0:
@@ -67,31 +63,43 @@ def reward(
     config = GraderConfig(grader, MathOptions(tuple(chosen), not keep_thinking))
     if counts is not None:
         counts.update(dict.fromkeys(VERDICTS, 0))
-    paper = grader == "paper"
+    return _graded(records, config, response_field, answer_field, data_source_field, timeout,
+                   workers, memory_mb, counts, progress)
+
+
+def _graded(records, config, response_field: str, answer_field: str, data_source_field: str,
+            timeout: float, workers: int, memory_mb: int, counts: dict[str, int] | None,
+            progress: Callable[[Iterable], Iterable] | None) -> Iterator[dict[str, Any]]:
+    from rlscale.core.grading import dispatch, registry
+    from rlscale.core.grading.task import GradeTask
+
+    paper = config.grader == registry.PAPER
     items = located(records, required={response_field: "str", answer_field: "any"},
                     optional={data_source_field: "str"} if paper else None)
+    sources = registry.paper_sources()
+    structured = " or ".join(spec.name for spec in registry.REGISTRY if spec.structured)
 
     def tasks():
         for record, where in (progress or iter)(items):
             source = record.get(data_source_field) if paper else None
-            if paper and not paper_routes(source):
+            if paper and not registry.paper_routes(source):
                 items.invalid(where, f"data_source {source!r} has no paper scorer (expected "
-                              "math*, aime*, math_dapo, openai/gsm8k, codegen__*, "
-                              "logic__zebra_puzzle* or stem__supergpqa*)")
+                              f"{', '.join(sources[:-1])} or {sources[-1]})")
                 continue
             value = record[answer_field]
-            gold = ground_truth_text(value)
+            gold = registry.ground_truth_text(value)
             if gold is None:
                 items.invalid(where, f"{answer_field}: expected a string, number, object or "
                               "array")
                 continue
-            if isinstance(value, dict | list) and resolve(grader, source) not in STRUCTURED_GRADERS:
+            spec = registry.resolve(config.grader, source)
+            if isinstance(value, dict | list) and not spec.structured:
                 items.invalid(where, f"{answer_field}: an object or array is a ground truth of "
-                              f"the code or logic grader only, not {resolve(grader, source)}")
+                              f"the {structured} grader only, not {spec.name}")
                 continue
             yield record, GradeTask(record[response_field], gold, source)
 
-    with Grader(config, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
+    with dispatch.Grader(config, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
         for record, result in pool.stream(tasks()):
             if counts is not None:
                 counts[result.verdict] += 1

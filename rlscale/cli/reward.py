@@ -8,6 +8,7 @@ import typer
 
 from rlscale.cli._command import Context, tool
 from rlscale.cli._shared import progress
+from rlscale.core.grading import registry  # light: the graders load when an item needs them
 
 NAME = "reward"
 HELP = (
@@ -33,20 +34,8 @@ EPILOG = (
     "  rlscale rollout ... | rlscale reward | rlscale eval --by step,N"
 )
 
-def _grader_help() -> str:
-    from rlscale.core.grading.registry import GRADER_HELP
-
-    return "; ".join(f"{name}: {text}" for name, text in GRADER_HELP.items()) + "."
-
-
-def _grader_metavar() -> str:
-    from rlscale.core.grading.registry import GRADERS
-
-    return "|".join(GRADERS)
-
-
 GraderOpt = Annotated[str, typer.Option(
-    "--grader", "-g", help=_grader_help(), metavar=_grader_metavar())]
+    "--grader", "-g", help=registry.summary(), metavar="|".join(registry.names()))]
 ResponseFieldOpt = Annotated[str, typer.Option(
     "--response-field", help="Field holding the model response.", metavar="FIELD")]
 AnswerFieldOpt = Annotated[str, typer.Option(
@@ -98,7 +87,7 @@ def command(
                     keep_thinking=keep_thinking, counts=counts,
                     progress=lambda items: progress(items, description="grading",
                                                     quiet=ctx.quiet))
-    first = next(scored, None)  # usage errors come before the output file is opened
+    first = next(scored, None)  # a bad first record fails before the output file is opened
     with ctx.writer(source=reader) as writer:
         if first is not None:
             writer.write(first)

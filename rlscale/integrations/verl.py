@@ -15,8 +15,10 @@ reads ``{"score", "acc", "pred"}`` (a list of them for a batch).
 The grader is chosen by keyword (``reward.custom_reward_function.reward_kwargs``) or by the
 environment of the reward worker:
 
-* ``grader`` / ``RLSCALE_GRADER``: ``paper`` (default; the scorer of Tan et al. 2025, routed by
-  ``data_source``) or ``math`` (rlscale's default grader);
+* ``grader`` / ``RLSCALE_GRADER``: a grader of the registry
+  (:mod:`rlscale.core.grading.registry`, the choices of ``rlscale reward --grader``):
+  ``paper`` (default; the scorer of Tan et al. 2025, routed by ``data_source``), ``math``
+  (rlscale's default grader), or one grader for every response (``code``, ``logic``, ...);
 * ``timeout`` / ``RLSCALE_REWARD_TIMEOUT``: seconds per response (default 10, the paper's
   global limit); ``memory_mb`` / ``RLSCALE_REWARD_MEMORY_MB``: address space of the grading
   worker (default 1024).
@@ -25,9 +27,9 @@ Each call is bounded in time and memory by :func:`rlscale.core.grading.bounded.g
 (no signals, so VeRL may call from threads and Ray actors): easy responses are graded in the
 calling process, the rest by a worker process that is killed past either limit (score 0, like
 the original's 10 s alarm). ``compute_score`` never raises: anything unexpected scores 0 and is
-reported once on stderr. ``--grader paper`` routing covers the transfer benchmarks too
-(``codegen__*``, ``logic__zebra_puzzle*``, ``stem__supergpqa*``); a ``data_source`` with no
-paper scorer is graded by the ``math`` grader.
+reported once on stderr (an unknown grader name too). ``paper`` routing covers the transfer
+benchmarks too (the registry's routes: ``codegen__*``, ``logic__zebra_puzzle*``,
+``stem__supergpqa*``); a ``data_source`` with no paper scorer is graded by the ``math`` grader.
 """
 
 from __future__ import annotations
@@ -47,16 +49,17 @@ def _setting(kwargs: dict, key: str, env: str, default: str) -> str:
 
 def _grade_one(data_source: Any, solution_str: Any, ground_truth: Any,
                kwargs: dict) -> dict[str, Any]:
+    from rlscale.core.grading import registry
     from rlscale.core.grading.bounded import grade_bounded
-    from rlscale.core.grading.registry import ground_truth_text, paper_routes
 
-    name = _setting(kwargs, "grader", "RLSCALE_GRADER", "paper")
+    name = _setting(kwargs, "grader", "RLSCALE_GRADER", registry.PAPER)
     timeout = float(_setting(kwargs, "timeout", "RLSCALE_REWARD_TIMEOUT", "10"))
     memory_mb = int(_setting(kwargs, "memory_mb", "RLSCALE_REWARD_MEMORY_MB", "1024"))
     source = None if data_source is None else str(data_source)
-    if name == "paper" and not paper_routes(source or ""):
+    if name == registry.PAPER and not registry.paper_routes(source or ""):
         name = "math"
-    gold = ground_truth_text(ground_truth)  # structured ground truths (grids, tests) as JSON
+    # structured ground truths (grids, tests) as JSON
+    gold = registry.ground_truth_text(ground_truth)
     result = grade_bounded(solution_str, ground_truth if gold is None else gold, grader=name,
                            data_source=source, timeout=timeout, memory_mb=memory_mb)
     return {"score": float(result.reward), "acc": result.verdict == "correct",

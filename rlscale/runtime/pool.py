@@ -10,12 +10,17 @@ worker's address space is capped (``RLIMIT_AS``): an allocation past it raises
 :data:`OUT_OF_MEMORY`, and the worker is replaced (its heap may be fragmented or half-built).
 
 Workers start lazily (nothing is spawned until the first task) with the ``forkserver`` method
-where available: the server imports the grading code once, and each new or replacement worker
-is forked from it in milliseconds, without inheriting the parent's threads or open files.
+where available: the server imports the caller's ``preload`` modules once, and each new or
+replacement worker is forked from it in milliseconds, without inheriting the parent's threads or
+open files.
+
+:func:`shared` keeps long-lived pools (or anything closeable) per key for callers that grade
+one item at a time from anywhere in a process; they are closed at interpreter exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import multiprocessing
@@ -25,16 +30,13 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 TIMED_OUT = "timeout"
 CRASHED = "crashed"
 OUT_OF_MEMORY = "memory"
 READY = "ready"
-# imported once by the fork server; warm_worker also runs one Math-Verify comparison, so every
-# worker forked from the server starts with compiled regexes and warm caches
-PRELOAD = ["rlscale.core.grading.warm_worker"]
 STARTUP_LIMIT = 120.0  # seconds a new worker may take to import and warm up
 
 
@@ -82,7 +84,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _worker_main(connection, function: Callable[[Any], Any],
                  initializer: Callable[[], None] | None, memory_limit: int | None = None,
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None, name: str = "worker") -> None:
     if parent_pid is not None:  # started before the memory cap: a thread reserves a stack
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     if initializer is not None:
@@ -109,7 +111,7 @@ def _worker_main(connection, function: Callable[[Any], Any],
             result: Any = function(payload)
         except MemoryError:
             out_of_memory = True
-            result = TaskFailed(OUT_OF_MEMORY, "grading worker ran out of memory")
+            result = TaskFailed(OUT_OF_MEMORY, f"{name} ran out of memory")
         except Exception as exc:  # report, keep serving
             result = TaskFailed("error", f"{type(exc).__name__}: {exc}"[:300])
         try:
@@ -120,41 +122,58 @@ def _worker_main(connection, function: Callable[[Any], Any],
             return  # the parent replaces this worker
 
 
-def default_context():
+def default_context(preload: Sequence[str] = ()):
+    """``forkserver`` where available (else ``spawn``), its server preloading ``preload``.
+
+    There is one fork server per process (multiprocessing's): the modules it preloads are
+    those named when it starts, by whichever pool starts it first.
+    """
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
+        if preload:
+            context.set_forkserver_preload(list(preload))
         return context
     return multiprocessing.get_context("spawn")
+
+
+_main_swap_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def _main_module_hidden():
     """Start children without re-running the parent's ``__main__``.
 
-    spawn/forkserver children normally re-import the parent's main script (which is why
-    scripts need ``if __name__ == "__main__"``). The workers only need importable grading
-    code, so the main module is swapped for an empty one while a child starts: this makes the
-    pool safe to use from any script, notebook or trainer process.
+    A spawn or forkserver child first re-runs the parent's main module (as ``__mp_main__``),
+    from ``sys.modules["__main__"].__spec__`` or its ``__file__`` (multiprocessing.spawn's
+    preparation data; this is why scripts need ``if __name__ == "__main__"``). Our workers run
+    module-level functions only and never need it, and re-running it would be wrong or costly:
+    a trainer's or a notebook's script would run again in every worker, and ``python -m
+    rlscale`` would import the whole CLI into each one. multiprocessing offers no switch for
+    it, so while a child starts, ``__main__`` is an empty module (no spec, no file), and the
+    child has no main to re-run. The swap is held under a lock, so pools starting children
+    from several threads cannot interleave their swaps (the second would save the empty module
+    and put it back last); it lasts only while a child is started, though any other thread that
+    imports ``__main__`` in that moment sees the empty module.
     """
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            sys.modules["__main__"] = saved
+    with _main_swap_lock:
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if saved is not None:
+                sys.modules["__main__"] = saved
 
 
 class _Worker:
     __slots__ = ("process", "connection", "key", "deadline")
 
-    def __init__(self, context, function, initializer, memory_limit=None):
+    def __init__(self, context, function, initializer, memory_limit=None, name="worker"):
         parent_end, child_end = context.Pipe(duplex=True)
         self.process = context.Process(
             target=_worker_main,
-            args=(child_end, function, initializer, memory_limit, os.getpid()),
+            args=(child_end, function, initializer, memory_limit, os.getpid(), name),
             daemon=True)
         with _main_module_hidden():
             self.process.start()
@@ -178,12 +197,16 @@ class TimeoutPool:
     Use :meth:`submit` then :meth:`collect`; results arrive as ``(key, result)`` in completion
     order, where ``result`` is the function's return value, :data:`TIMED_OUT`, or a
     :class:`TaskFailed`. ``memory_limit``: bytes of address space per worker (None: no cap).
-    :meth:`close` (or the context manager) stops every worker.
+    ``initializer``: run by each worker before its first task. ``preload``: modules the fork
+    server imports once, before it forks any worker (see :func:`default_context`). ``name``:
+    what a worker is called in messages. :meth:`close` (or the context manager) stops every
+    worker.
     """
 
     def __init__(self, function: Callable[[Any], Any], workers: int, timeout: float,
                  context=None, initializer: Callable[[], None] | None = None,
-                 memory_limit: int | None = None):
+                 memory_limit: int | None = None, preload: Sequence[str] = (),
+                 name: str = "worker"):
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if not timeout > 0:
@@ -196,6 +219,8 @@ class TimeoutPool:
         self.timeout = float(timeout)
         self.context = context
         self.initializer = initializer
+        self.preload = tuple(preload)
+        self.name = name
         self.starting: list[_Worker] = []
         self.idle: list[_Worker] = []
         self.busy: list[_Worker] = []
@@ -212,7 +237,7 @@ class TimeoutPool:
     def prepare(self) -> None:
         """Start the fork server now (in the background), so the first worker starts fast."""
         if self.context is None:
-            self.context = default_context()
+            self.context = default_context(self.preload)
         if self.context.get_start_method() == "forkserver":
             from multiprocessing import forkserver
 
@@ -225,9 +250,10 @@ class TimeoutPool:
 
     def _new_worker(self) -> _Worker:
         if self.context is None:
-            self.context = default_context()
+            self.context = default_context(self.preload)
         self.n_started += 1
-        return _Worker(self.context, self.function, self.initializer, self.memory_limit)
+        return _Worker(self.context, self.function, self.initializer, self.memory_limit,
+                       self.name)
 
     def _dispatch(self) -> None:
         # start workers lazily: only as many as there is queued work for
@@ -271,7 +297,7 @@ class TimeoutPool:
                     except (EOFError, OSError):
                         code = worker.process.exitcode
                         results.append((worker.key, TaskFailed(
-                            CRASHED, f"grading worker died (exit code {code})")))
+                            CRASHED, f"{self.name} died (exit code {code})")))
                         worker.kill()
                         continue
                     results.append((key, result))
@@ -303,13 +329,13 @@ class TimeoutPool:
                 if message != READY:
                     worker.kill()
                     self.close()
-                    raise RuntimeError("a grading worker failed to start")
+                    raise RuntimeError(f"a {self.name} failed to start")
                 worker.deadline = 0.0
                 self.idle.append(worker)
             elif time.monotonic() >= worker.deadline:
                 worker.kill()
                 self.close()
-                raise RuntimeError(f"a grading worker did not start within {STARTUP_LIMIT:.0f} s")
+                raise RuntimeError(f"a {self.name} did not start within {STARTUP_LIMIT:.0f} s")
             else:
                 still_starting.append(worker)
         self.starting = still_starting
@@ -340,3 +366,39 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+# --- long-lived pools shared by a whole process ---------------------------------------------
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[str, Hashable], tuple[Any, threading.Lock]] = {}
+
+
+@contextlib.contextmanager
+def shared(owner: str, key: Hashable, factory: Callable[[], Any]) -> Iterator[Any]:
+    """Use ``owner``'s long-lived object for ``key`` alone, building it with ``factory()`` on
+    first use and keeping it for later calls (it must have a ``close()``).
+
+    For callers that need a pool from anywhere in a process, one item at a time (a reward
+    function called per response by a trainer, from any of its threads): starting workers per
+    call would cost more than the work. Calls for one key run one at a time; calls for other
+    keys run beside them. :func:`close_shared` ends them (also run at interpreter exit).
+    """
+    with _shared_lock:
+        entry = _shared.get((owner, key))
+        if entry is None:
+            entry = _shared[(owner, key)] = (factory(), threading.Lock())
+    value, lock = entry
+    with lock:
+        yield value
+
+
+@atexit.register
+def close_shared(owner: str | None = None) -> None:
+    """Close the shared objects of ``owner`` (None: everyone's); later calls build new ones."""
+    with _shared_lock:
+        chosen = [k for k in _shared if owner is None or k[0] == owner]
+        entries = [_shared.pop(k) for k in chosen]
+    for value, lock in entries:
+        with lock:
+            value.close()

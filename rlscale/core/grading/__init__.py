@@ -3,9 +3,14 @@
 * :mod:`.extraction` finds the final answer (last ``\\boxed{}``, fallbacks);
 * :mod:`.normalize` canonicalises answer strings;
 * :mod:`.expressions` parses answers safely (no ``eval``);
+* :mod:`.registry` is the one list of graders (name, help, how each one runs); a new grader
+  is a module plus one line there (``docs/extending-graders.md``);
+* :mod:`.task` holds what graders take and give (GradeTask, GraderConfig, GradeResult);
 * :mod:`.math_grader` is the default grader (fast path + Math-Verify);
-* :mod:`.paper_grader` reproduces the scorer of the paper's VeRL runs;
-* :mod:`.pool` and :mod:`.dispatch` run graders with a hard per-item time limit.
+* :mod:`.paper_grader` reproduces the scorer of the paper's VeRL runs; :mod:`.code`,
+  :mod:`.logic` and :mod:`.choice` grade the out-of-domain benchmarks of its transfer study;
+* :mod:`.dispatch` runs graders with a hard per-item time limit in the worker pool of
+  :mod:`rlscale.runtime.pool`; :mod:`.bounded` grades one item at a time from any code.
 
 One bounded grade (time and memory limits, thread-safe; what library code should call)::
 
@@ -25,10 +30,11 @@ import importlib
 # which must not pull in the graders themselves.
 _EXPORTS = {
     "close_all": "bounded", "grade_bounded": "bounded",
-    "GRADERS": "dispatch", "Grader": "dispatch", "GraderConfig": "dispatch",
-    "GradeTask": "dispatch",
-    "FALLBACKS": "extraction", "extract_answer": "extraction",
-    "VERDICTS": "math_grader", "GradeResult": "math_grader", "MathOptions": "math_grader",
+    "Grader": "dispatch",
+    "FALLBACKS": "extraction", "extract_answer": "extraction", "last_boxed": "extraction",
+    "REGISTRY": "registry", "GraderSpec": "registry",
+    "VERDICTS": "task", "GradeResult": "task", "GradeTask": "task", "GraderConfig": "task",
+    "MathOptions": "task",
 }
 __all__ = sorted(_EXPORTS)
 

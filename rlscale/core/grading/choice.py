@@ -2,8 +2,8 @@
 
 The letter is looked for, after the last ``</think>``, in this order (the last match of each):
 
-1. the last ``\\boxed{...}`` (``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``,
-   ``\\boxed{C: 0.42g}``);
+1. the last box, as the math grader finds it (:func:`~.extraction.last_boxed`):
+   ``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C: 0.42g}``, ``\\fbox{C}``;
 2. a phrase: "answer is (C)", "answer: C", "option C", "Answer: **C**";
 3. a lone letter: the response (or its last line) is just ``C``, ``(C)``, ``C.`` or ``**C**``.
 
@@ -16,23 +16,14 @@ from __future__ import annotations
 
 import re
 
-from rlscale.core.grading.extraction import after_thinking, match_braces
-from rlscale.core.grading.math_grader import GradeResult
+from rlscale.core.grading.extraction import after_thinking, last_boxed
+from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
 
 _BOX_LETTER = re.compile(r"^\s*(?:\\text\w*\{)?\s*[\(\[]?\s*([A-Z])\s*[\)\]]?\s*\}?\s*"
                          r"(?:$|[:.,)\s]\s*)")
 _PHRASE = re.compile(r"(?:answer|option|choice)(?:\s+is|\s*:|\s+would\s+be|\s+should\s+be)?"
                      r"\s*(?:option\s+)?[\(\[\*\s]*([A-Z])(?![A-Za-z0-9])[\)\]\*]*", re.I)
 _LONE = re.compile(r"^[\(\[\*\s]*([A-Z])[\)\]\*]*\.?\s*$")
-
-
-def _last_box(text: str) -> str | None:
-    start = text.rfind("\\boxed")
-    if start < 0:
-        return None
-    open_index = text.find("{", start)
-    close = match_braces(text, open_index) if open_index >= 0 else None
-    return None if close is None else text[open_index + 1:close]
 
 
 def extract_letter(response: str) -> str | None:
@@ -42,7 +33,7 @@ def extract_letter(response: str) -> str | None:
     ('C', 'B', None)
     """
     text = after_thinking(response)
-    box = _last_box(text)
+    box = last_boxed(text)
     if box is not None:
         match = _BOX_LETTER.match(box)
         if match:
@@ -76,3 +67,8 @@ def grade(response: str, gold: object) -> GradeResult:
     if letter is None:
         return GradeResult(0.0, None, "no_answer")
     return GradeResult.of(letter == target, letter)
+
+
+def full(task: GradeTask, config: GraderConfig) -> GradeResult:
+    """The registry's entry point (cheap: also the in-process path)."""
+    return grade(task.response, task.answer)

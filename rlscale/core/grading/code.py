@@ -20,7 +20,7 @@ import json
 import re
 
 from rlscale.core.grading.extraction import after_thinking
-from rlscale.core.grading.math_grader import GradeResult
+from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
 _OPEN_FENCE = re.compile(r"```[ \t]*(python3?|py)[ \t]*\n", re.I)
@@ -95,3 +95,19 @@ def grade(response: str, gold: object, limits=None) -> GradeResult:
                sandbox.TIMEOUT: "timeout"}.get(result.outcome, "error")
     details = None if result.reason is None else {"reason": result.reason}
     return GradeResult(1.0 if verdict == "correct" else 0.0, pred, verdict, details)
+
+
+def sandbox_limits(item_timeout: float | None):
+    """Sandbox limits inside a worker's per-item timeout (so the sandbox, not the pool, ends
+    a runaway solution and cleans up after it)."""
+    from rlscale.runtime.sandbox import Limits
+
+    if item_timeout is None:
+        return Limits()
+    wall = max(0.05, item_timeout * 0.8 - 0.05)
+    return Limits(wall=wall, cpu=wall)
+
+
+def full(task: GradeTask, config: GraderConfig) -> GradeResult:
+    """The registry's entry point: :func:`grade` within the item's time limit."""
+    return grade(task.response, task.answer, sandbox_limits(config.item_timeout))

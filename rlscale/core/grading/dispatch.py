@@ -1,8 +1,8 @@
 """Grading many responses: cheap cases in-process, the rest in a time-bounded worker pool.
 
-:func:`grade_stream` is what ``rlscale reward`` runs. For each item it first tries the grader's
-quick path in the calling process (string and exact numeric comparison: microseconds, no
-SymPy); only the items that need symbolic comparison are sent to a
+:class:`Grader` is what ``rlscale reward`` runs. For each item it first tries the quick path of
+the item's grader (:mod:`.registry`) in the calling process (for ``math``: string and exact
+numeric comparison, microseconds, no SymPy); only the items it leaves undecided are sent to a
 :class:`~rlscale.runtime.pool.TimeoutPool`, where each one is limited to ``timeout``
 seconds and a runaway worker is killed and replaced. Output order is input order, and at most
 ``window`` items are held at once, so memory stays bounded on endless streams.
@@ -11,58 +11,31 @@ seconds and a runaway worker is killed and replaced. Output order is input order
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from rlscale.core.grading import math_grader, paper_grader
-from rlscale.core.grading.math_grader import GradeResult, MathOptions
-from rlscale.runtime.pool import TIMED_OUT, TaskFailed, TimeoutPool, available_cores
-from rlscale.core.grading.registry import GRADERS, NEEDS_WORKER, grade_domain, resolve
+from rlscale.core.grading import registry
+from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.runtime.pool import TIMED_OUT, TimeoutPool, available_cores
 
 DEFAULT_TIMEOUT = 2.0  # seconds per item
 DEFAULT_MEMORY_MB = 1024  # address space per worker process (RLIMIT_AS)
-
-
-@dataclass(frozen=True)
-class GradeTask:
-    """One item to grade. ``data_source`` routes the ``paper`` grader."""
-
-    response: str
-    answer: str
-    data_source: str | None = None
-
-
-@dataclass(frozen=True)
-class GraderConfig:
-    grader: str = "math"
-    math_options: MathOptions = field(default_factory=MathOptions)
-    item_timeout: float | None = None  # set by Grader: the sandbox of ``code`` stays inside it
-
-    def __post_init__(self) -> None:
-        if self.grader not in GRADERS:
-            raise ValueError(f"unknown grader {self.grader!r}; expected one of {GRADERS}")
+# imported once by the fork server the workers are forked from (see warm_worker)
+PRELOAD = ("rlscale.core.grading.warm_worker",)
 
 
 def quick(task: GradeTask, config: GraderConfig) -> GradeResult | None:
-    """The in-process fast path; None when the item needs the worker pool."""
-    domain = resolve(config.grader, task.data_source)
-    if domain not in ("math", "paper"):
-        if domain in NEEDS_WORKER:
-            return None
-        return grade_domain(domain, task.response, task.answer, config.item_timeout)
-    if config.grader == "math":
-        return math_grader.quick_grade(task.response, task.answer, config.math_options)
-    return paper_grader.quick_grade(task.response, task.answer, task.data_source)
+    """The in-process fast path of the item's grader; None when it needs a worker."""
+    spec = registry.resolve(config.grader, task.data_source)
+    if spec.needs_worker:
+        return None
+    return spec.function(spec.quick)(task, config)
 
 
 def full(task: GradeTask, config: GraderConfig) -> GradeResult:
-    """The complete grade (may run SymPy / Math-Verify: call it in a worker)."""
-    domain = resolve(config.grader, task.data_source)
-    if domain not in ("math", "paper"):
-        return grade_domain(domain, task.response, task.answer, config.item_timeout)
-    if config.grader == "math":
-        return math_grader.full_grade(task.response, task.answer, config.math_options)
-    return paper_grader.full_grade(task.response, task.answer, task.data_source)
+    """The complete grade (may run SymPy, Math-Verify or a sandbox: call it in a worker)."""
+    spec = registry.resolve(config.grader, task.data_source)
+    return spec.function(spec.full)(task, config)
 
 
 def run_task(payload: tuple[GradeTask, GraderConfig]) -> GradeResult:
@@ -85,28 +58,27 @@ class _CustomTask:
 
 
 def warm_up() -> None:
-    """Import and exercise SymPy and Math-Verify once, before a worker takes tasks."""
-    math_grader.math_verify_equal("\\frac{1}{2}", "0.5")
-    paper_grader.dapo_normalize("\\frac{1}{2}")
+    """Run every registered grader's warm-up once, before a worker takes tasks."""
+    for spec in registry.REGISTRY:
+        warm = spec.function(spec.warm)
+        if warm is not None:
+            warm()
 
 
 def _from_pool(result: Any, task: GradeTask, config: GraderConfig) -> GradeResult:
     if isinstance(result, GradeResult):
         return result
     pred = None
-    try:  # the extraction alone is cheap and linear: report what the model answered
-        if config.grader == "math":
-            from rlscale.core.grading.extraction import extract_answer
-
-            opts = config.math_options
-            pred = extract_answer(task.response, opts.fallbacks, opts.split_thinking).text
+    try:  # the grader's cheap extraction alone: report what the model answered
+        spec = registry.resolve(config.grader, task.data_source)
+        extract = spec.function(spec.pred)
+        if extract is not None:
+            pred = extract(task, config)
     except Exception:
         pred = None
-    if result == TIMED_OUT:
-        return GradeResult(0.0, pred, "timeout")
-    if isinstance(result, TaskFailed):
-        return GradeResult(0.0, pred, "error")
-    return GradeResult(0.0, pred, "error")
+    # past the time limit: timeout; a TaskFailed (the grade raised, its worker crashed or ran
+    # out of memory): error
+    return GradeResult(0.0, pred, "timeout" if result == TIMED_OUT else "error")
 
 
 class Grader:
@@ -140,7 +112,8 @@ class Grader:
         task_function = run_task if grade_function is None else _CustomTask(grade_function)
         self.memory_mb = memory_mb
         self.pool = TimeoutPool(task_function, self.workers, timeout, initializer=warm_up,
-                                memory_limit=None if memory_mb is None else memory_mb << 20)
+                                memory_limit=None if memory_mb is None else memory_mb << 20,
+                                preload=PRELOAD, name="grading worker")
         if prestart:
             self.pool.prepare()
         self.counts = {"quick": 0, "pool": 0}

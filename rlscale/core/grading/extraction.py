@@ -5,12 +5,12 @@ regexes over the whole text), so it is safe to run in the main process on arbitr
 possibly adversarial, model output.
 
 Priority order used by the ``math`` grader (the first step that finds something wins; steps
-3-6 are the switchable *fallbacks*, :data:`FALLBACKS`, ``--fallbacks``):
+3-6 are the switchable *fallbacks*, :data:`FALLBACKS`, the ``fallbacks`` option):
 
 1. keep only the text after the last ``</think>`` (reasoning models put drafts before it);
 2. ``boxed``: the content of the **last** ``\\boxed{...}`` / ``\\fbox{...}``, found by brace
-   matching (also the ``\\boxed 5`` form without braces); a box that never closes (a
-   truncated response) counts as no box;
+   matching (also the ``\\boxed 5`` form without braces; :func:`last_boxed`); a last box that
+   never closes (a truncated response) counts as no box, and the fallbacks look on;
 3. ``answer-is``: the last explicit final-answer phrase -- "the answer is", "final answer
    is", "Final Answer:", "**Answer:**", "Answer =" -- followed by a math span (taken whole)
    or else the rest of its sentence;
@@ -104,25 +104,58 @@ def last_box_start(text: str, commands: tuple[str, ...] = BOX_COMMANDS) -> tuple
     return best
 
 
-def last_boxed(text: str, commands: tuple[str, ...] = BOX_COMMANDS) -> str | None:
+def last_boxed(text: str, commands: tuple[str, ...] = BOX_COMMANDS, *, paper: bool = False,
+               strip: bool = True) -> str | None:
     """Content of the last ``\\boxed{...}`` (or ``\\fbox``) in ``text``, stripped.
 
-    Returns None when there is no box or the last box never closes (a truncated response).
-    ``\\boxed 5`` (no braces) yields the following token up to whitespace or ``$``.
+    The one box extractor (the graders and curation use it). The box is the later of the last
+    occurrences of ``commands``, as a whole command name (``\\boxedsymbol`` is not one); its
+    argument is brace-matched after optional whitespace, or, in the ``\\boxed 5`` form without
+    braces, the token after the spaces up to whitespace or ``$``.
+
+    A last box that never closes (a truncated response) gives None, not an earlier, closed
+    box: the final answer was never written, and the earlier box is a draft it superseded (the
+    paper's scorers read it the same way).
+
+    ``paper=True``: find the box the way the paper's VeRL scorers do (:mod:`.paper_grader`
+    must reproduce them): the last occurrence of the first of ``commands`` present at all
+    (``\\boxed``, else ``\\fbox``), even as the prefix of a longer name, whose argument is the
+    next ``{`` anywhere after it; a command may end in its brace (``"\\boxed{"``: only a box
+    written without a space). ``strip=False``: the content as written.
+
+    >>> last_boxed("\\\\boxed{1} and \\\\boxed{2}"), last_boxed("\\\\boxed{1} and \\\\boxed{2")
+    ('2', None)
+    >>> last_boxed("\\\\boxed{1} \\\\fbox{2}"), last_boxed("\\\\boxed{1} \\\\fbox{2}", paper=True)
+    ('2', '1')
     """
+    if paper:
+        for command in commands:
+            start = text.rfind(command)
+            if start >= 0:
+                break
+        else:
+            return None
+        open_index = text.find("{", start)
+        close = match_braces(text, open_index) if open_index >= 0 else None
+        if close is None:
+            return None
+        content = text[open_index + 1:close]
+        return content.strip() if strip else content
     found = last_box_start(text, commands)
     if found is None:
         return None
     start, command = found
     index = start + len(command)
-    while index < len(text) and text[index] in " \t":
+    while index < len(text) and text[index].isspace():
         index += 1
     if index < len(text) and text[index] == "{":
         close = match_braces(text, index)
         if close is None:
             return None
-        return text[index + 1:close].strip()
-    if index > start + len(command):  # "\boxed 5": the token after the space
+        content = text[index + 1:close]
+        return content.strip() if strip else content
+    gap = text[start + len(command):index]
+    if gap and gap.strip(" \t") == "":  # "\boxed 5": the token after the spaces
         end = index
         while end < len(text) and not text[end].isspace() and text[end] != "$":
             end += 1

@@ -63,47 +63,20 @@ import functools
 import logging
 import math
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 
 from rlscale.core.grading.expressions import LatexValue, TooLarge, evaluate_latex
-from rlscale.core.grading.extraction import FALLBACKS, extract_answer
+from rlscale.core.grading.extraction import extract_answer
 from rlscale.core.grading.normalize import (
     matrix_as_list,
     normalize_answer,
     relation_as_interval,
     symbolic_form,
 )
-
-VERDICTS = ("correct", "wrong", "no_answer", "timeout", "error")
+from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask, MathOptions
 
 MAX_SYMBOLIC_CHARS = 1000  # a final answer longer than this is compared as a string only
 MAX_BRACE_DEPTH = 40
-
-
-@dataclass(frozen=True, slots=True)
-class GradeResult:
-    """The grade of one response: ``reward`` 1.0/0.0, extracted ``pred``, ``verdict``.
-
-    ``details``: extra fields a grader reports beside them (e.g. ``reason`` of an error, the
-    logic grader's ``cell_accuracy``); ``reward`` adds them to the record."""
-
-    reward: float
-    pred: str | None
-    verdict: str
-    details: dict | None = None
-
-    @classmethod
-    def of(cls, correct: bool, pred: str | None) -> GradeResult:
-        return cls(1.0 if correct else 0.0, pred, "correct" if correct else "wrong")
-
-
-@dataclass(frozen=True)
-class MathOptions:
-    """Options of the ``math`` grader (CLI: ``--fallbacks``, ``--no-think-split``)."""
-
-    fallbacks: tuple[str, ...] = FALLBACKS
-    split_thinking: bool = True
 
 
 # --- fast path ---------------------------------------------------------------------------
@@ -373,3 +346,25 @@ def full_grade(response: str, answer: str, options: MathOptions = MathOptions())
     pred = extract_answer(response, options.fallbacks, options.split_thinking).text
     assert pred is not None  # quick_grade decides no_answer itself
     return GradeResult.of(math_verify_equal(answer, pred), pred)
+
+
+# --- the registry's entry points (see rlscale.core.grading.registry) ----------------------
+
+
+def quick(task: GradeTask, config: GraderConfig) -> GradeResult | None:
+    return quick_grade(task.response, task.answer, config.math_options)
+
+
+def full(task: GradeTask, config: GraderConfig) -> GradeResult:
+    return full_grade(task.response, task.answer, config.math_options)
+
+
+def extract(task: GradeTask, config: GraderConfig) -> str | None:
+    """The extracted answer alone (linear time): the ``pred`` of an item whose grade timed out."""
+    options = config.math_options
+    return extract_answer(task.response, options.fallbacks, options.split_thinking).text
+
+
+def warm_up() -> None:
+    """Import and exercise SymPy and Math-Verify once (a new worker, before its first item)."""
+    math_verify_equal("\\frac{1}{2}", "0.5")

@@ -29,9 +29,10 @@ import math
 import re
 
 from rlscale.core.grading.expressions import ParseError, TooLarge, to_sympy
-from rlscale.core.grading.extraction import after_thinking, match_braces
-from rlscale.core.grading.math_grader import GradeResult, _quiet_math_verify
+from rlscale.core.grading.extraction import after_thinking, last_boxed
+from rlscale.core.grading.math_grader import _quiet_math_verify
 from rlscale.core.grading.normalize import hendrycks_normalize
+from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
 
 SCORERS = ("naive_dapo", "math_dapo", "gsm8k")
 
@@ -57,15 +58,9 @@ def scorer_for(data_source: str | None) -> str | None:
 
 
 def _box_content(text: str, command: str) -> str | None:
-    """Content of the last ``command`` (e.g. ``\\boxed``) in ``text`` by brace matching."""
-    start = text.rfind(command)
-    if start < 0:
-        return None
-    open_index = text.find("{", start)
-    if open_index < 0:
-        return None
-    close = match_braces(text, open_index)
-    return None if close is None else text[open_index + 1:close]
+    """Content of the last ``command`` (e.g. ``\\boxed{``) in ``text``, as the paper's scorers
+    find it (unstripped; a last box that never closes is none)."""
+    return last_boxed(text, (command,), paper=True, strip=False)
 
 
 def _math_verify_full(gold: str, text: str) -> bool:
@@ -416,14 +411,7 @@ def quick_grade(response: str, gold: str, data_source: str | None) -> GradeResul
 
 def naive_box(text: str) -> str | None:
     """naive_dapo's box: the last ``\\boxed`` (else the last ``\\fbox``), stripped."""
-    start = text.rfind("\\boxed")
-    if start < 0:
-        start = text.rfind("\\fbox")
-    if start < 0:
-        return None
-    open_index = text.find("{", start)
-    close = match_braces(text, open_index) if open_index >= 0 else None
-    return None if close is None else text[open_index + 1:close].strip()
+    return last_boxed(text, ("\\boxed", "\\fbox"), paper=True)
 
 
 def full_grade(response: str, gold: str, data_source: str | None) -> GradeResult:
@@ -436,3 +424,19 @@ def full_grade(response: str, gold: str, data_source: str | None) -> GradeResult
     if scorer == "gsm8k":
         return gsm8k(response, gold)
     raise ValueError(f"no paper scorer for data_source {data_source!r}")
+
+
+# --- the registry's entry points (see rlscale.core.grading.registry) ----------------------
+
+
+def quick(task: GradeTask, config: GraderConfig) -> GradeResult | None:
+    return quick_grade(task.response, task.answer, task.data_source)
+
+
+def full(task: GradeTask, config: GraderConfig) -> GradeResult:
+    return full_grade(task.response, task.answer, task.data_source)
+
+
+def warm_up() -> None:
+    """Import and exercise pylatexenc once (a new worker, before its first item)."""
+    dapo_normalize("\\frac{1}{2}")
