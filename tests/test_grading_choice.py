@@ -54,3 +54,12 @@ def test_grades_on_the_paper_rows():
         assert grade("no idea", gold).verdict == "no_answer"
     result = grade("\\boxed{A}", "0.42g")
     assert result.verdict == "error" and "not an option letter" in result.details["reason"]
+
+
+def test_the_box_is_the_one_extractor_s():
+    # an unclosed last box is no box (the earlier, closed one is not taken); \fbox and the
+    # brace-less form are boxes, as for the math grader
+    assert extract_letter("so \\boxed{A} hmm \\boxed{B") is None
+    assert extract_letter("so \\boxed{A} hmm \\boxed{B\nThe answer is (C)") == "C"
+    assert extract_letter("\\fbox{C}") == "C"
+    assert extract_letter("so \\boxed D") == "D"

@@ -138,3 +138,54 @@ def test_extractor_never_crashes_on_any_unicode(text):
 def test_box_content_round_trips(content, prefix):
     # a brace-free content put in the last box comes back stripped
     assert last_boxed(prefix + "\\boxed{" + content + "}") == content.strip()
+
+
+# --- the one box extractor: the unclosed last box, and the paper's way of finding a box -----
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\\boxed{1} then \\boxed{2", None),        # the last box never closes: no box at all,
+    ("\\boxed{1} then \\fbox{2", None),         # never the earlier, closed one
+    ("\\boxed\n{5}", "5"),                      # a line break before the brace
+    ("\\boxed \n5", None),                      # but a brace-less token on the same line only
+    ("\\boxed{ 5 }", "5"),
+])
+def test_last_boxed_unclosed_and_spacing(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_math_grader_with_an_unclosed_last_box_looks_at_the_fallbacks():
+    assert extract_answer("so \\boxed{7} wait, \\boxed{8") == Extraction("8", "last-number")
+    assert extract_answer("so \\boxed{7} wait, \\boxed{8", fallbacks=()) == Extraction(None, None)
+
+
+@pytest.mark.parametrize("text, commands, expected", [
+    ("\\boxed{1} \\fbox{2}", ("\\boxed", "\\fbox"), "1"),   # \boxed first, then \fbox
+    ("\\fbox{2}", ("\\boxed", "\\fbox"), "2"),
+    ("\\boxedsymbol{3}", ("\\boxed",), "3"),                # a longer name counts
+    ("\\boxed 5 and then {x}", ("\\boxed",), "x"),           # the next brace, wherever it is
+    ("\\boxed{1} \\boxed{2", ("\\boxed",), None),            # unclosed last box: none
+    ("\\boxed{ 204}", ("\\boxed{",), " 204"),                # command with its brace, unstripped
+    ("\\boxed {204}", ("\\boxed{",), None),
+])
+def test_last_boxed_the_paper_way(text, commands, expected):
+    strip = commands != ("\\boxed{",)
+    assert last_boxed(text, commands, paper=True, strip=strip) == expected
+
+
+@given(st.text(alphabet=st.sampled_from(list("{}\\boxedfbx 1")), max_size=60))
+def test_the_paper_way_is_the_paper_graders_box(text):
+    """paper_grader's boxes are the one extractor's paper mode, the way its code used to read."""
+    from rlscale.core.grading.extraction import match_braces
+    from rlscale.core.grading.paper_grader import _box_content, naive_box
+
+    def reference(text, command, strip):  # paper_grader's own code before the one extractor
+        start = text.rfind(command)
+        open_index = text.find("{", start) if start >= 0 else -1
+        close = match_braces(text, open_index) if open_index >= 0 else None
+        return None if close is None else (text[open_index + 1:close].strip() if strip
+                                            else text[open_index + 1:close])
+
+    expected = reference(text, "\\boxed" if "\\boxed" in text else "\\fbox", True)
+    assert naive_box(text) == expected
+    assert _box_content(text, "\\boxed{") == reference(text, "\\boxed{", False)

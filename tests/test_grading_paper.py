@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from rlscale.core.grading import GradeResult
 from rlscale.core.grading.paper_grader import (
     dapo_normalize,
     full_grade,
@@ -138,3 +139,17 @@ def test_quick_grade_only_decides_string_equal_cases():
     assert quick_grade("\\boxed{0.5}", "50", "math__math") is None  # needs math_equal
     assert quick_grade("\\boxed{204}", "204", "aime2024").reward == 1.0
     assert quick_grade("\\boxed{18}", "18", "openai/gsm8k") is None
+
+
+def test_an_unclosed_last_box_is_no_box():
+    """As in the paper's scorers: the last box never closes, so there is no box; naive_dapo
+    then grades the whole text, and its Math-Verify step over the whole response still reads
+    the earlier, closed box."""
+    from rlscale.core.grading.paper_grader import naive_box
+
+    response = "so \\boxed{7} wait, \\boxed{8"
+    assert naive_box(response) is None
+    assert naive_dapo(response, "7") == GradeResult(1.0, None, "correct")
+    assert naive_dapo(response, "8") == GradeResult(0.0, None, "wrong")
+    assert math_dapo("so \\boxed{204} wait, \\boxed{20", "204").pred is None
+    assert quick_grade(response, "7", "math__math") is None  # no box to compare in-process

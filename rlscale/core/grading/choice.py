@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from rlscale.core.grading.extraction import after_thinking, last_boxed
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask
 
 _BOX_LETTER = re.compile(r"^\s*(?:\\text\w*\{)?\s*[\(\[]?\s*([A-Z])\s*[\)\]]?\s*\}?\s*"
                          r"(?:$|[:.,)\s]\s*)")

@@ -20,7 +20,7 @@ import json
 import re
 
 from rlscale.core.grading.extraction import after_thinking
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
 _OPEN_FENCE = re.compile(r"```[ \t]*(python3?|py)[ \t]*\n", re.I)

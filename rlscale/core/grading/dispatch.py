@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from rlscale.core.grading import registry
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask
 from rlscale.runtime.pool import TIMED_OUT, TimeoutPool, available_cores
 
 DEFAULT_TIMEOUT = 2.0  # seconds per item

@@ -21,7 +21,7 @@ import json
 import re
 
 from rlscale.core.grading.extraction import after_thinking
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask
 
 MAX_ANSWER_CHARS = 100_000
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S | re.I)

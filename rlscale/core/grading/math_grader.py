@@ -73,7 +73,7 @@ from rlscale.core.grading.normalize import (
     relation_as_interval,
     symbolic_form,
 )
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask, MathOptions
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask, MathOptions
 
 MAX_SYMBOLIC_CHARS = 1000  # a final answer longer than this is compared as a string only
 MAX_BRACE_DEPTH = 40

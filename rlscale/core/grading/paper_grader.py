@@ -32,7 +32,7 @@ from rlscale.core.grading.expressions import ParseError, TooLarge, to_sympy
 from rlscale.core.grading.extraction import after_thinking, last_boxed
 from rlscale.core.grading.math_grader import _quiet_math_verify
 from rlscale.core.grading.normalize import hendrycks_normalize
-from rlscale.core.grading.task import GradeResult, GraderConfig, GradeTask
+from rlscale.core.grading.task import GraderConfig, GradeResult, GradeTask
 
 SCORERS = ("naive_dapo", "math_dapo", "gsm8k")
 
