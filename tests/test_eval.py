@@ -13,18 +13,19 @@ from hypothesis import strategies as st
 
 import rlscale.core.evaluation as evaluation
 import rlscale.core.flops as flops
+import rlscale.io.model_config as model_config
 import rlscale.io.verl_log as verl_log
 from rlscale.core.evaluation import (
     PromptTally,
     bootstrap_mean_interval,
-    group_key,
     group_seed,
     pass_at_k,
     summarize,
 )
+from rlscale.core.identity import group_key
 
 
-@pytest.mark.parametrize("module", [evaluation, flops, verl_log])
+@pytest.mark.parametrize("module", [evaluation, flops, verl_log, model_config])
 def test_docstring_examples(module):
     assert doctest.testmod(module).failed == 0
 

@@ -16,12 +16,11 @@ from rlscale.core.flops import (
     count_params,
     estimate_phi,
     flops_per_token_factor,
-    load_config,
-    nominal_from_model,
     round_significant,
     size_label,
     step_flops,
 )
+from rlscale.io.model_config import load_config, nominal_from_model
 from tests.conftest import DATA
 
 MODELS = os.path.join(DATA, "models")

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from rlscale.cli._shared import (
-    DebugOpt,
-    InputFormatOpt,
-    InputsArg,
-    OutputOpt,
-    QuietOpt,
-    RejectsOpt,
-    SkipInvalidOpt,
-    WideOpt,
-    check_choice,
-    check_input_format,
-    handle_errors,
-    open_rejects,
-    parse_csv_list,
-    progress,
-    report_skipped,
-    say,
-    warn_if_waiting_on_tty,
-)
-from rlscale.core.errors import RecordError, RlscaleError, UsageError
+from rlscale.cli._command import Context, tool
+from rlscale.cli._shared import progress
+from rlscale.core.errors import UsageError
 
 NAME = "flops"
 HELP = (
@@ -103,74 +85,9 @@ PhiOpt = Annotated[bool, typer.Option(
     "all input before writing.")]
 
 
-class _PhiBuffer:
-    """Holds the output records until phi, which needs every run, is known."""
-
-    def __init__(self, run_field: str):
-        self.run_field = run_field
-        self.records: list[dict[str, Any]] = []
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-
-    def write_to(self, writer, quiet: bool) -> None:
-        from rlscale.core.flops import estimate_phi
-
-        seen = set()
-        points = []
-        for index, record in enumerate(self.records):
-            step = record.get("step")
-            key = (_run_key(record.get(self.run_field)), step)
-            if step is not None and key in seen:
-                continue  # several records of one step (e.g. per data source) count once
-            seen.add(key)
-            points.append((record["N"], index if step is None else step, record["C"], record["D"]))
-        if not points:
-            return
-        try:
-            phi_global, per_size = estimate_phi(points)
-        except ValueError as exc:
-            raise RlscaleError(f"--phi: {exc}") from None
-        sizes = ", ".join(f"N={n:.3g}: {value:.4g}" for n, value in per_size.items())
-        say(f"rlscale {NAME}: phi = {phi_global:.4g} (per size: {sizes})", quiet)
-        for record in self.records:
-            writer.write({**record, "phi": phi_global,
-                          "C_ideal": record["N"] * record["D"] * phi_global})
-
-
-def _param_summary(model: str) -> dict[str, Any]:
-    from rlscale.core.flops import count_params, load_config, nominal_from_model
-
-    config, config_path = load_config(model)
-    counts = count_params(config)
-    nominal, how = nominal_from_model(model, config, counts.total)
-    return {"model": model, "config": config_path, "model_type": counts.model_type,
-            "n_params_total": counts.total, "n_params_non_embedding": counts.non_embedding,
-            "n_params_embedding": counts.embedding, "tied_embeddings": counts.tied_embeddings,
-            "n_params_nominal": nominal, "nominal_from": how}
-
-
-def _fixed_n(n_def: str, n_params: float | None, model: str | None) -> tuple[float | None, str]:
-    """The N given on the command line (None: take it from each record), and how it was found."""
-    if n_params is not None and (n_params <= 0 or n_params != n_params or n_params == float("inf")):
-        raise UsageError(f"--n-params must be a positive number, got {n_params:g}")
-    if n_def == "nominal":
-        if n_params is not None:
-            return n_params, "--n-params"
-        if model is not None:
-            summary = _param_summary(model)
-            return summary["n_params_nominal"], f"nominal, {summary['nominal_from']}"
-        return None, "record field N"
-    if model is None:
-        raise UsageError(f"--n-def {n_def} needs --model (a config.json to count parameters)")
-    summary = _param_summary(model)
-    key = "n_params_total" if n_def == "total" else "n_params_non_embedding"
-    return float(summary[key]), f"{n_def} parameters of {summary['config']}"
-
-
+@tool(NAME)
 def command(
-    inputs: InputsArg = None,
-    output: OutputOpt = None,
+    ctx: Context,
     model: ModelOpt = None,
     n_params: NParamsOpt = None,
     n_def: NDefOpt = "nominal",
@@ -184,253 +101,30 @@ def command(
     all_steps: AllStepsOpt = False,
     keep: KeepOpt = None,
     phi: PhiOpt = False,
-    input_format: InputFormatOpt = None,
-    wide: WideOpt = None,
-    skip_invalid: SkipInvalidOpt = False,
-    rejects: RejectsOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
-    def body() -> None:
-        from rlscale.core.flops import EXTRA_PASSES, N_DEFINITIONS, StepAccumulator
-        from rlscale.io.jsonl import RecordWriter
+    from rlscale.api.flops import flops
+    from rlscale.io.verl_log import VerlLogs
 
-        check_choice(n_def, N_DEFINITIONS, "--n-def")
-        check_input_format(input_format)
-        extra = parse_csv_list(count, "--count")
-        if extra == ["all"]:
-            extra = list(EXTRA_PASSES)
-        for name in extra:
-            if name not in EXTRA_PASSES:
-                raise UsageError(f"--count: unknown pass {name!r}; expected "
-                                 f"{', '.join(EXTRA_PASSES)} or all")
-        if prompts_per_step is not None and not (0 <= prompts_per_step < float("inf")):
-            raise UsageError(f"--prompts-per-step must be a number >= 0, got {prompts_per_step:g}")
-        log_only = (holdout_source, run_id, all_steps, keep, val_metric)
-        if from_verl_log and inputs:
+    logs = records = None
+    if from_verl_log:
+        if ctx.inputs:
             raise UsageError("give either JSONL inputs or --from-verl-log, not both")
-        if from_verl_log and (input_format is not None or wide is not None):
-            raise UsageError("--input-format and --wide read record inputs, not "
-                             "--from-verl-log")
-        if not from_verl_log and any(log_only):
-            raise UsageError("--holdout-source, --run-id, --all-steps, --keep and --val-metric "
-                             "need --from-verl-log")
-
-        if n_params is not None and n_def != "nominal":
-            raise UsageError(f"--n-params sets the nominal N; with --n-def {n_def} N is counted "
-                             "from --model, so drop one of them")
-        # --model without input files: a parameter report (one record); '-' reads stdin instead.
-        if model is not None and not inputs and not from_verl_log:
-            with RecordWriter(output, tool=NAME) as writer:
-                writer.write(_param_summary(model))
-            return
-
-        fixed_n, n_source = _fixed_n(n_def, n_params, model)
-        accumulator = StepAccumulator(extra)
-        with RecordWriter(output, tool=NAME, inputs=[*(inputs or []), *(from_verl_log or [])]) \
-                as final_writer:
-            writer = _PhiBuffer(run if not from_verl_log else "run_id") if phi else final_writer
-            if from_verl_log:
-                if fixed_n is None:
-                    raise UsageError("--from-verl-log needs --n-params or --model (a log has no N)")
-                n_skipped = _from_logs(from_verl_log, writer, accumulator, fixed_n, holdout_source,
-                                       run_id, all_steps, keep or [], prompts_per_step,
-                                       skip_invalid, rejects, quiet, val_metric)
-            else:
-                n_skipped = _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step,
-                                          run, skip_invalid, rejects, quiet, final_writer.follow,
-                                          input_format, wide)
-            if phi:
-                writer.write_to(final_writer, quiet)
-        _report(accumulator, fixed_n, n_source, extra, quiet)
-        report_skipped(NAME, n_skipped, rejects, quiet)
-
-    handle_errors(NAME, debug, body)
-
-
-def _from_records(inputs, writer, accumulator, fixed_n, prompts_per_step, run, skip_invalid,
-                  rejects, quiet, follow, input_format=None, wide=None) -> int:
-    from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
-    from rlscale.io.jsonl import RecordReader
-
-    warn_if_waiting_on_tty(inputs, quiet)
-    optional = {"step": "number", "n_groups": "number", "N": "number"}
-
-    with open_rejects(rejects, skip_invalid) as rejects_file:
-        reader = RecordReader(inputs, required={"n_tokens": "number"}, optional=optional,
-                              skip_invalid=skip_invalid, rejects=rejects_file,
-                              input_format=input_format, wide=wide)
-        follow(reader)  # no end record unless the input was complete
-        for record, where in progress(reader, description="flops", quiet=quiet):
-            n_tokens = record["n_tokens"]
-            if n_tokens < 0:
-                reader.invalid(where, f"field 'n_tokens' must be >= 0, got {n_tokens}")
-                continue
-            step = record.get("step")
-            if step is not None and (step < 0 or step != int(step)):
-                reader.invalid(where, f"field 'step' must be an integer >= 0, got {step}")
-                continue
-            n = fixed_n
-            if n is None:
-                n = record.get("N")
-                if n is None:
-                    reader.invalid(where, "no N: the record has no field 'N'; pass --n-params "
-                                          "or --model")
-                    continue
-                if n <= 0:
-                    reader.invalid(where, f"field 'N' must be > 0, got {n}")
-                    continue
-            # training prompts per step: never eval's n_prompts (the held-out set's size)
-            prompts = prompts_per_step
-            if prompts is None:
-                prompts = record.get("n_groups")
-                if prompts is None:
-                    prompts = PAPER_PROMPTS_PER_STEP
-                elif prompts < 0:
-                    reader.invalid(where, f"field 'n_groups' must be >= 0, got {prompts}")
-                    continue
-            run_key = _run_key(record.get(run))
-            try:
-                fields = accumulator.add(run_key, None if step is None else int(step), n_tokens,
-                                         prompts, n)
-            except ValueError as exc:
-                label = "" if record.get(run) is None else f"run {record.get(run)}: "
-                reader.invalid(where, f"{label}{exc}")
-                continue
-            writer.write({**record, "N": n, **fields})
-    return reader.n_skipped
-
-
-def _run_key(value: Any) -> Any:
-    if isinstance(value, (list, dict)):
-        import orjson
-
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    if isinstance(value, float) and value == int(value):
-        return int(value)  # run_id 1 and 1.0 are the same run
-    return value
-
-
-def _from_logs(paths, writer, accumulator, n, holdout_source, run_id, all_steps, keep,
-               prompts_per_step, skip_invalid, rejects, quiet, val_metric=None) -> int:
-    from rlscale.core.flops import PAPER_PROMPTS_PER_STEP
-    from rlscale.io.verl_log import (
-        PAPER_HOLDOUT_SOURCES,
-        SCORE_FIELD_PREFIX,
-        merge_steps,
-        parse_holdout_sources,
-        read_steps,
-        step_record,
-        validation_keys,
-    )
-
-    if run_id is not None and len(paths) > 1:
-        raise UsageError("--run-id needs a single --from-verl-log (each log is one run)")
-    try:
-        weights = (parse_holdout_sources(holdout_source) if holdout_source
-                   else dict(PAPER_HOLDOUT_SOURCES))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    prompts = PAPER_PROMPTS_PER_STEP if prompts_per_step is None else prompts_per_step
-    n_skipped = 0
-    with open_rejects(rejects, skip_invalid) as rejects_file:
-
-        def bad(line_no: int, raw: str, message: str) -> None:
-            nonlocal n_skipped
-            if not skip_invalid:
-                raise RecordError(source, line_no, message)
-            n_skipped += 1
-            if rejects_file is not None:
-                rejects_file.write(raw.rstrip("\r\n").encode() + b"\n")
-
-        for given in paths:
-            path = _resolve_log(given)
-            source = "<stdin>" if path == "-" else path
-            raw_lines: dict[int, str] = {}
-
-            def keep_raw(lines, store=raw_lines):  # for --rejects and bad-step messages
-                for line_no, raw in enumerate(lines, 1):
-                    store[line_no] = raw.decode("utf-8", errors="replace")
-                    yield raw
-
-            parsed, n_lines = read_steps(keep_raw(_read_log_lines(path)), bad)
-            steps = merge_steps(parsed)
-            if not steps:
-                raise RlscaleError(f"{source}: no step lines in {n_lines} line(s) (expected "
-                                   "VeRL's console 'step:N - key:value' or its file logger's "
-                                   '{"step": N, "data": {...}})')
-            seen_sources: set[str] = set()
-            records = []
-            for entry in steps:
-                try:
-                    record = step_record(entry, weights, keep, val_metric)
-                except ValueError as exc:
-                    bad(entry.line, raw_lines.get(entry.line, ""), str(exc))
-                    continue
-                seen_sources.update(k[len(SCORE_FIELD_PREFIX):] for k in record
-                                    if k.startswith(SCORE_FIELD_PREFIX))
-                records.append(record)
-            missing = [s for s in weights if s not in seen_sources]
-            if not seen_sources and not all_steps:
-                found = sorted({k for e in steps for k in validation_keys(e.metrics)})
-                listed = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6
-                                                 else "")
-                wanted = f"--val-metric {val_metric}" if val_metric else "a mean@N score"
-                raise RlscaleError(f"{source}: {len(steps)} step(s) but no usable validation "
-                                   f"metric ({wanted}); validation keys found: {listed or 'none'}"
-                                   "; choose one with --val-metric or use --all-steps")
-            if missing and not all_steps:
-                seen = ", ".join(sorted(seen_sources)) or "none"
-                raise RlscaleError(
-                    f"{source}: held-out source(s) {', '.join(missing)} never scored in this log "
-                    f"(sources seen: {seen}); name yours with --holdout-source or use --all-steps")
-            this_run = run_id if run_id is not None else source
-            for record in progress(records, description="flops", total=len(records), quiet=quiet):
-                fields = accumulator.add(this_run, record["step"], record["n_tokens"], prompts, n)
-                if "loss" in record or all_steps:
-                    writer.write({"run_id": this_run, **record, "N": n, **fields})
-    return n_skipped
-
-
-def _resolve_log(path: str) -> str:
-    """A run directory stands for its output.log (wandb's files/output.log layout included)."""
-    if path == "-" or not os.path.isdir(path):
-        return path
-    for candidate in (os.path.join(path, "output.log"), os.path.join(path, "files", "output.log")):
-        if os.path.isfile(candidate):
-            return candidate
-    raise RlscaleError(f"{path}: is a directory without output.log")
-
-
-def _read_log_lines(path: str):
-    if path == "-":
-        import sys
-
-        yield from sys.stdin.buffer
-        return
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise RlscaleError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise RlscaleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        yield from handle  # bytes: read_steps decides what undecodable bytes mean
-
-
-def _report(accumulator, n, n_source, extra, quiet) -> None:
-    if quiet:
-        return
-    for run_key, previous, step in accumulator.gaps[:5]:
-        after = "the start" if previous is None else f"step {previous}"
-        say(f"rlscale {NAME}: warning: run {run_key}: step {step} follows {after}; C, D and T "
-            "count only the steps present")
-    if len(accumulator.gaps) > 5:
-        say(f"rlscale {NAME}: warning: {len(accumulator.gaps) - 5} more step gap(s)")
-    if not accumulator.runs:
-        return
-    n_text = f"{n:.4g} ({n_source})" if n is not None else "from each record's N"
-    passes = "6NT" + (f" + 2NT x {len(set(extra))} ({', '.join(extra)})" if extra else "")
-    top = max(t.C for t in accumulator.runs.values())
-    say(f"rlscale {NAME}: N = {n_text}; {passes}; {len(accumulator.runs)} run(s), "
-        f"{sum(t.n_steps for t in accumulator.runs.values())} step(s), max C = {top:.4g}")
+        if ctx.input_format is not None or ctx.wide is not None:
+            raise UsageError("--input-format and --wide read record inputs, not --from-verl-log")
+        ctx.refuse_overlap(from_verl_log)
+        logs = VerlLogs(from_verl_log, skip_invalid=ctx.skip_invalid, rejects=ctx.rejects_file)
+        ctx.readers.append(logs)  # its skipped lines are reported like a reader's
+    elif model is None or ctx.inputs:  # --model alone: its parameter counts ('-': stdin)
+        records = ctx.reader()
+    notes: list[str] = []
+    steps = flops(records, model=model, n_params=n_params, n_def=n_def,
+                  prompts_per_step=prompts_per_step, count=count, run=run, from_verl_log=logs,
+                  holdout_source=holdout_source, val_metric=val_metric, run_id=run_id,
+                  all_steps=all_steps, keep=keep, phi=phi, notes=notes,
+                  progress=lambda items: progress(
+                      items, description="flops", quiet=ctx.quiet,
+                      total=len(items) if isinstance(items, list) else None))
+    with ctx.writer(source=records) as writer:
+        writer.write_all(steps)
+    for note in notes:
+        ctx.say(f"rlscale {NAME}: {note}")

@@ -23,13 +23,10 @@ counted on request. The paper's analysis omits them, which scales C by a near-co
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from rlscale.core.errors import RlscaleError
 
@@ -145,23 +142,6 @@ def count_params(config: Mapping[str, Any]) -> ParamCount:
                       model_type=str(model_type))
 
 
-def load_config(path: str) -> tuple[dict[str, Any], str]:
-    """Read ``config.json`` from a file or a model directory; return (config, path read)."""
-    config_path = os.path.join(path, "config.json") if os.path.isdir(path) else path
-    try:
-        with open(config_path, "rb") as handle:
-            config = orjson.loads(handle.read())
-    except FileNotFoundError:
-        raise RlscaleError(f"{config_path}: no such file") from None
-    except orjson.JSONDecodeError as exc:
-        raise RlscaleError(f"{config_path}: invalid JSON: {str(exc).split(': line ')[0]}") from None
-    except OSError as exc:
-        raise RlscaleError(f"{config_path}: cannot read: {exc.strerror or exc}") from None
-    if not isinstance(config, dict):
-        raise RlscaleError(f"{config_path}: expected a JSON object")
-    return config, config_path
-
-
 # A size label in a model name: "Qwen2.5-7B-Instruct" -> 7e9, "Qwen2.5-0.5B" -> 0.5e9,
 # "SmolLM-135M" -> 1.35e8. The label must start a dash/underscore/slash-separated word, so
 # "Qwen2.5" or a commit hash does not match.
@@ -190,24 +170,22 @@ def round_significant(value: float, digits: int = 2) -> float:
     return float(f"{value:.{digits - 1}e}")
 
 
-def nominal_from_model(model_path: str, config: Mapping[str, Any], total: int) -> tuple[float, str]:
-    """The nominal N of a model given only its config: the size label in its name, else total.
+def nominal_size(names: Iterable[str], config: Mapping[str, Any],
+                 total: int) -> tuple[float, str]:
+    """The nominal N of a model given only its config: a size label in one of its ``names``
+    (the directory names that name the model, see
+    :func:`rlscale.io.model_config.model_names`), else in the config's ``_name_or_path``, else
+    the total count rounded to two significant figures (7.62e9 -> 7.6e9): a size label is a
+    naming convention, not a function of the architecture. Returns (N, how it was found).
 
-    Looks for a label like ``7B`` in the model directory's name (for the Hugging Face cache
-    layout ``models--Qwen--Qwen2.5-7B/snapshots/<hash>``, in the ``models--`` directory), then
-    in the config's ``_name_or_path``. Other parent directories are not searched: a name like
-    ``runs/exp-2b/...`` says nothing about the model. Without a label, falls back to the total count
-    rounded to two significant figures (7.62e9 -> 7.6e9): a size label is a naming convention,
-    not a function of the architecture. Returns (N, how it was found).
+    >>> nominal_size(["Qwen2.5-7B"], {}, 7615616512)
+    (7000000000.0, "size label in 'Qwen2.5-7B'")
+    >>> nominal_size(["checkpoint"], {"_name_or_path": "Qwen/Qwen2.5-3B"}, 1)[0]
+    3000000000.0
+    >>> nominal_size(["checkpoint"], {}, 7615616512)[0]
+    7600000000.0
     """
-    path = os.path.abspath(model_path)
-    if not os.path.isdir(path):
-        path = os.path.dirname(path)
-    candidates = [os.path.basename(path)]
-    parent = os.path.dirname(path)
-    if os.path.basename(parent) == "snapshots":
-        candidates.append(os.path.basename(os.path.dirname(parent)))
-    for part in candidates:
+    for part in names:
         label = size_label(part.replace("--", "/"))
         if label is not None:
             return label, f"size label in '{part}'"

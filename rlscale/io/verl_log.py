@@ -1,5 +1,8 @@
 """Read VeRL console logs (``output.log`` of a wandb run, or the trainer's stdout).
 
+:class:`VerlLogs` reads log files (one run each) and :func:`run_records` turns one log's steps
+into per-step records; everything between works on text and is pure.
+
 VeRL's console logger prints one line per training step::
 
     step:12 - actor/pg_loss:0.013 - perf/total_num_tokens:3276800 - val/test_score/aime2024:0.1
@@ -34,10 +37,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
+
+from rlscale.core.errors import RecordError, RlscaleError
 
 # The paper's held-out set: 500 problems from two data sources (paper-method.md §1.1, §2.3).
 PAPER_HOLDOUT_SOURCES: dict[str, float] = {
@@ -348,3 +355,128 @@ def read_steps(raw_lines: Iterable[bytes], bad) -> tuple[list[tuple[int, int, di
             continue
         parsed.append((line_no, *result))
     return parsed, line_no
+
+
+def run_records(run: LogRun, weights: Mapping[str, float], keep: Iterable[str] = (),
+                val_metric: str | None = None, all_steps: bool = False) -> list[dict[str, Any]]:
+    """The per-step records of one log (:func:`step_record` of each step; a step that fails is
+    refused through ``run.refuse``). Unless ``all_steps``, a log where no step has a usable
+    validation score, or where a held-out source of ``weights`` is never scored, is an error."""
+    patterns = list(keep)
+    seen_sources: set[str] = set()
+    records = []
+    for entry in run.steps:
+        try:
+            record = step_record(entry, weights, patterns, val_metric)
+        except ValueError as exc:
+            run.refuse(entry, str(exc))
+            continue
+        seen_sources.update(k[len(SCORE_FIELD_PREFIX):] for k in record
+                            if k.startswith(SCORE_FIELD_PREFIX))
+        records.append(record)
+    if all_steps:
+        return records
+    if not seen_sources:
+        found = sorted({k for e in run.steps for k in validation_keys(e.metrics)})
+        listed = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+        wanted = f"--val-metric {val_metric}" if val_metric else "a mean@N score"
+        raise RlscaleError(f"{run.source}: {len(run.steps)} step(s) but no usable validation "
+                           f"metric ({wanted}); validation keys found: {listed or 'none'}"
+                           "; choose one with --val-metric or use --all-steps")
+    missing = [s for s in weights if s not in seen_sources]
+    if missing:
+        seen = ", ".join(sorted(seen_sources)) or "none"
+        raise RlscaleError(
+            f"{run.source}: held-out source(s) {', '.join(missing)} never scored in this log "
+            f"(sources seen: {seen}); name yours with --holdout-source or use --all-steps")
+    return records
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def resolve_log(path: str) -> str:
+    """A run directory stands for its output.log (wandb's files/output.log layout included)."""
+    if path == "-" or not os.path.isdir(path):
+        return path
+    for candidate in (os.path.join(path, "output.log"), os.path.join(path, "files", "output.log")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise RlscaleError(f"{path}: is a directory without output.log")
+
+
+def read_log_lines(path: str) -> Iterator[bytes]:
+    """The raw lines of a log file (``-``: stdin); bytes, since :func:`read_steps` decides what
+    undecodable bytes mean."""
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise RlscaleError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise RlscaleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        yield from handle
+
+
+@dataclass
+class LogRun:
+    """One log read: its name in messages, its merged steps, and ``refuse(step, why)`` for a
+    step that cannot be used (raises, or skips its line like a bad line)."""
+
+    source: str
+    steps: list[LoggedStep]
+    refuse: Callable[[LoggedStep, str], None]
+
+
+class VerlLogs:
+    """VeRL logs (paths; ``-``: stdin; a run directory: its output.log), one run each, read
+    one at a time. Bad lines raise :class:`~rlscale.core.errors.RecordError` naming
+    ``file:line``, or with ``skip_invalid`` are counted in ``n_skipped`` and copied to
+    ``rejects``, like a :class:`~rlscale.io.jsonl.RecordReader`."""
+
+    def __init__(self, paths: Iterable[str], *, skip_invalid: bool = False,
+                 rejects: IO[bytes] | None = None):
+        self.paths = list(paths)
+        self.skip_invalid = skip_invalid
+        self.rejects = rejects
+        self.n_skipped = 0
+
+    def invalid(self, source: str, line_no: int, text: str, message: str) -> None:
+        if not self.skip_invalid:
+            raise RecordError(source, line_no, message)
+        self.n_skipped += 1
+        if self.rejects is not None:
+            self.rejects.write(text.rstrip("\r\n").encode() + b"\n")
+
+    def __iter__(self) -> Iterator[LogRun]:
+        paths = [resolve_log(given) for given in self.paths]
+        sources = ["<stdin>" if path == "-" else path for path in paths]
+        for index, source in enumerate(sources):
+            if source in sources[:index]:  # one run twice would count its compute twice
+                raise RlscaleError(f"{source}: given twice (each log is one run)")
+        for path, source in zip(paths, sources, strict=True):
+            yield self._read(path, source)
+
+    def _read(self, path: str, source: str) -> LogRun:
+        raw_lines: dict[int, str] = {}  # for --rejects and the line of a refused step
+
+        def keep_raw(lines: Iterable[bytes]) -> Iterator[bytes]:
+            for line_no, raw in enumerate(lines, 1):
+                raw_lines[line_no] = raw.decode("utf-8", errors="replace")
+                yield raw
+
+        def bad(line_no: int, text: str, message: str) -> None:
+            self.invalid(source, line_no, text, message)
+
+        parsed, n_lines = read_steps(keep_raw(read_log_lines(path)), bad)
+        steps = merge_steps(parsed)
+        if not steps:
+            raise RlscaleError(f"{source}: no step lines in {n_lines} line(s) (expected "
+                               "VeRL's console 'step:N - key:value' or its file logger's "
+                               '{"step": N, "data": {...}})')
+        return LogRun(source, steps,
+                      lambda entry, message: bad(entry.line, raw_lines.get(entry.line, ""),
+                                                 message))
