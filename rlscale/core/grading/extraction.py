@@ -256,7 +256,10 @@ def extract_answer(response: str, fallbacks: tuple[str, ...] = FALLBACKS,
     """
     unknown = set(fallbacks) - set(FALLBACKS)
     if unknown:
-        raise ValueError(f"unknown fallback(s) {sorted(unknown)}; expected some of {FALLBACKS}")
+        from rlscale.core.grading.task import GradingOptionError  # task imports this module
+
+        raise GradingOptionError("fallbacks", f": unknown fallback(s) {', '.join(sorted(unknown))}; "
+                                 f"expected some of {', '.join(FALLBACKS)}")
     text = after_thinking(response) if split_thinking else response
     boxed = last_boxed(text)
     if boxed:
