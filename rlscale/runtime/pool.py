@@ -125,8 +125,9 @@ def _worker_main(connection, function: Callable[[Any], Any],
 def default_context(preload: Sequence[str] = ()):
     """``forkserver`` where available (else ``spawn``), its server preloading ``preload``.
 
-    There is one fork server per process (multiprocessing's): the modules it preloads are
-    those named when it starts, by whichever pool starts it first.
+    There is one fork server per process (multiprocessing's): it preloads the modules last
+    named before it starts, so a pool that finds it running gets the preload of an earlier one
+    (its workers then warm up through their ``initializer`` alone).
     """
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
@@ -148,7 +149,7 @@ def _main_module_hidden():
     from ``sys.modules["__main__"].__spec__`` or its ``__file__`` (multiprocessing.spawn's
     preparation data; this is why scripts need ``if __name__ == "__main__"``). Our workers run
     module-level functions only and never need it, and re-running it would be wrong or costly:
-    a trainer's or a notebook's script would run again in every worker, and ``python -m
+    a trainer's script without that guard would run again in every worker, and ``python -m
     rlscale`` would import the whole CLI into each one. multiprocessing offers no switch for
     it, so while a child starts, ``__main__`` is an empty module (no spec, no file), and the
     child has no main to re-run. The swap is held under a lock, so pools starting children
