@@ -19,8 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.sampling import check_prompt_chars, longest_token_chars
-from rlscale.engines import train
-from rlscale.engines.train import CheckpointLock, PolicyTrainer, TrainConfig
+from rlscale.engines import checkpoints
+from rlscale.engines.checkpoints import CheckpointLock
+from rlscale.engines.train import PolicyTrainer, TrainConfig
 from tests.conftest import REPO, CliResult, jsonl, run_cli, run_inprocess
 from tests.test_grpo_step import make_records, to_samples
 
@@ -110,7 +111,7 @@ def test_carry_over_rules(tmp_path):
     (tok / "merges.txt").write_text("policy merges")
 
     # --out is another model's checkpoint: its tokenizer files are not the policy's
-    carried, dropped = train.carry_over(str(new), str(old), str(tok))
+    carried, dropped = checkpoints.carry_over(str(new), str(old), str(tok))
     assert sorted(carried) == ["NOTES.md", "README.md", "evals", "merges.txt", "vocab.json"]
     assert sorted(dropped) == ["adapter_config.json", "merges.txt",
                                "model-00001-of-00002.safetensors",
@@ -125,7 +126,7 @@ def test_carry_over_rules(tmp_path):
     new2 = tmp_path / "new2"
     new2.mkdir()
     (new2 / "model.safetensors").write_text("new")
-    carried, dropped = train.carry_over(str(new2), str(old), str(old))
+    carried, dropped = checkpoints.carry_over(str(new2), str(old), str(old))
     assert "vocab.json" in carried and "merges.txt" in carried
     assert (new2 / "vocab.json").read_text() == "old vocab.json"
 
@@ -190,7 +191,7 @@ def test_two_overlapping_steps_never_both_succeed(tiny_checkpoint, tokenizer, tm
         f"rlscale grpo-step: --out {ckpt}: another grpo-step (pid {first.pid}) is updating "
         "this checkpoint; not training on rollouts of the weights it is replacing")
     assert [r["step"] for r in CliResult(0, out.decode(), "").records] == [1]
-    assert train.read_trainer_state(str(ckpt))["step"] == 1
+    assert checkpoints.read_trainer_state(str(ckpt))["step"] == 1
 
 
 def test_publish_refuses_a_checkpoint_that_moved_since_it_was_loaded(tiny_checkpoint, tokenizer,
@@ -199,22 +200,22 @@ def test_publish_refuses_a_checkpoint_that_moved_since_it_was_loaded(tiny_checkp
     between; publishing anyway would silently drop its update."""
     ckpt = str(policy_copy(tiny_checkpoint, tmp_path))
     cfg = TrainConfig(lr=1e-3, kl_coef=0.0, mini_batches=1)
-    loaded = train.checkpoint_identity(ckpt)
+    loaded = checkpoints.checkpoint_identity(ckpt)
     slow = PolicyTrainer(ckpt, None, cfg, device="cpu")
     fast = PolicyTrainer(ckpt, None, cfg, device="cpu")
     fast.train_step(to_samples(make_records(tokenizer, seed=1), tokenizer))
     fast.save(ckpt, expect=loaded)
     published = tree_digests(ckpt)
     slow.train_step(to_samples(make_records(tokenizer, seed=0), tokenizer))
-    with pytest.raises(train.CheckpointMoved, match=(
+    with pytest.raises(checkpoints.CheckpointMoved, match=(
             r"another run saved this checkpoint while this step ran \(step 0 when loaded, "
             r"step 1 now\); nothing saved \(its update would be lost\)")):
         slow.save(ckpt, expect=loaded)
     assert tree_digests(ckpt) == published
     assert sorted(os.listdir(tmp_path)) == ["ckpt"]  # no temp folder left
     # against what it is now, the save goes through
-    slow.save(ckpt, expect=train.checkpoint_identity(ckpt))
-    assert train.read_trainer_state(ckpt)["step"] == 1
+    slow.save(ckpt, expect=checkpoints.checkpoint_identity(ckpt))
+    assert checkpoints.read_trainer_state(ckpt)["step"] == 1
 
 
 # --- item 8: leftovers of killed saves -----------------------------------------------------
@@ -282,11 +283,11 @@ def test_corrupt_optimizer_state_is_one_line(tiny_checkpoint, tokenizer, tmp_pat
                             device="cpu")
     trainer.train_step(to_samples(make_records(tokenizer), tokenizer))
     trainer.save(str(ckpt))
-    (ckpt / train.OPTIMIZER_FILE).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    (ckpt / checkpoints.OPTIMIZER_FILE).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     result = run_inprocess(step_args(ckpt, ckpt), input=jsonl(make_records(tokenizer)))
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"rlscale grpo-step: {ckpt / train.OPTIMIZER_FILE}: cannot load the optimizer state: "
+        f"rlscale grpo-step: {ckpt / checkpoints.OPTIMIZER_FILE}: cannot load the optimizer state: "
         "Error while deserializing header: invalid header length")
 
 

@@ -14,9 +14,10 @@ import torch
 
 from rlscale.core import grpo
 from rlscale.core.errors import RlscaleError
-from rlscale.engines import train
+from rlscale.engines import checkpoints, train
 from rlscale.engines.train import PolicyTrainer, Sample, TrainConfig
 from tests.conftest import CliResult, jsonl, run_cli
+from tests.test_prompts import llama, qwen  # noqa: F401 - fixtures: tokenizers built in code
 
 
 def invoke(args: list[str], input: str = "") -> CliResult:
@@ -236,7 +237,7 @@ def test_resume_restores_optimizer_state_exactly(tiny_checkpoint, tokenizer, tmp
     for (name, a), (_, b) in zip(first.trainable, resumed.trainable, strict=True):
         assert torch.equal(a, b), name
     # without the saved moments the second update is different: the state file matters
-    os.remove(tmp_path / "s1" / train.OPTIMIZER_FILE)
+    os.remove(tmp_path / "s1" / checkpoints.OPTIMIZER_FILE)
     fresh = PolicyTrainer(str(tmp_path / "s1"), None, cfg, device="cpu")
     fresh.train_step(batch)
     assert not all(torch.equal(a, b) for (_, a), (_, b) in zip(first.trainable, fresh.trainable,
@@ -273,7 +274,7 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tiny_checkpoint,
     monkeypatch.undo()
     trainer.save(policy)  # and a save that completes replaces it in place
     assert file_digests(policy) != before
-    assert train.read_trainer_state(policy)["step"] == 1
+    assert checkpoints.read_trainer_state(policy)["step"] == 1
     assert oct(os.stat(policy).st_mode & 0o777) == oct(0o777 & ~_umask())
 
 
@@ -285,13 +286,13 @@ def _umask() -> int:
 
 def test_publish_without_exchange_keeps_previous_until_the_new_one_is_in_place(tmp_path,
                                                                              monkeypatch):
-    monkeypatch.setattr(train, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(checkpoints, "_exchange", lambda a, b: False)
     final, new = tmp_path / "ckpt", tmp_path / "new"
     final.mkdir()
     (final / "w").write_text("old")
     new.mkdir()
     (new / "w").write_text("new")
-    train.publish_directory(str(new), str(final))
+    checkpoints.publish_directory(str(new), str(final))
     assert (final / "w").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["ckpt"]
 
@@ -300,7 +301,7 @@ def test_missing_checkpoint_points_at_an_interrupted_swap(tmp_path):
     (tmp_path / ".ckpt.previous-abc").mkdir()
     with pytest.raises(RlscaleError, match=r"no such directory \(an interrupted save left the "
                        r"previous checkpoint at .*\.ckpt\.previous-abc\)"):
-        train.check_checkpoint_dir(str(tmp_path / "ckpt"), "--policy")
+        checkpoints.check_checkpoint_dir(str(tmp_path / "ckpt"), "--policy")
 
 
 # --- LoRA ------------------------------------------------------------------------------------
@@ -316,8 +317,8 @@ def test_lora_step_trains_an_adapter_and_continues(tiny_checkpoint, tokenizer, t
     m1 = trainer.train_step(to_samples(make_records(tokenizer, seed=0), tokenizer))
     out = str(tmp_path / "adapter")
     trainer.save(out)
-    assert {"adapter_config.json", "adapter_model.safetensors", train.OPTIMIZER_FILE,
-            train.TRAINER_STATE_FILE}.issubset(os.listdir(out))
+    assert {"adapter_config.json", "adapter_model.safetensors", checkpoints.OPTIMIZER_FILE,
+            checkpoints.TRAINER_STATE_FILE}.issubset(os.listdir(out))
     assert m1["kl"] == 0.0 and m1["step"] == 1  # LoRA B starts at 0: policy == reference
     batch = to_samples(make_records(tokenizer, seed=1), tokenizer)
     resumed = PolicyTrainer(out, tiny_checkpoint, cfg, device="cpu")
@@ -468,4 +469,23 @@ def test_out_that_is_not_a_checkpoint_is_never_replaced(tiny_checkpoint, tmp_pat
         "to replace it; choose a new or checkpoint directory)")
     assert (precious / "thesis.tex").read_text() == "keep me"
     with pytest.raises(RlscaleError, match="does not exist"):
-        train.check_output_dir(str(tmp_path / "missing" / "ckpt"))
+        checkpoints.check_output_dir(str(tmp_path / "missing" / "ckpt"))
+
+
+# --- prompts rendered by the one renderer rollout samples with ---------------------------
+
+
+@pytest.mark.parametrize("style", ["qwen", "llama"])
+@pytest.mark.parametrize("chat_template", [True, False])
+@pytest.mark.parametrize("prompt", ["What is 12 + 7?",
+                                    [{"role": "user", "content": "What is 12 + 7?"}]])
+def test_text_prompts_get_the_ids_rollout_sampled_from(style, chat_template, prompt, request):
+    from rlscale.core.prompts import render_prompt_ids
+
+    tokenizer = request.getfixturevalue(style)
+    record = {"prompt_id": 1, "reward": 1, "prompt": prompt, "completion_ids": [5]}
+    ids = train.sample_from_record(record, tokenizer, 10**6, chat_template=chat_template)[0]
+    assert ids == render_prompt_ids(tokenizer, prompt, chat_template=chat_template)
+    bos = tokenizer.bos_token_id
+    if style == "llama":  # raw text gets the BOS; the template writes it itself
+        assert ids[0] == bos and ids.count(bos) == 1

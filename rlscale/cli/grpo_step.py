@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Annotated, Any
+import functools
+from typing import Annotated
 
 import typer
 
-from rlscale.cli._shared import (
-    DebugOpt,
-    InputFormatOpt,
-    InputsArg,
-    OutputOpt,
-    QuietOpt,
-    RejectsOpt,
-    SeedOpt,
-    SkipInvalidOpt,
-    WideOpt,
-    check_choice,
-    check_input_format,
-    handle_errors,
-    open_rejects,
-    progress,
-    report_skipped,
-    run_meta,
-    say,
-    warn_if_waiting_on_tty,
-)
-from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.cli._command import Context, tool
+from rlscale.cli._shared import SeedOpt, progress
 
 NAME = "grpo-step"
 HELP = (
@@ -54,9 +34,14 @@ EPILOG = (
 )
 
 
+def _check(**options) -> None:  # usage errors come before any file is opened
+    from rlscale.api.grpo_step import check_options
+    check_options(options)
 
+
+@tool(NAME, check=_check)
 def command(
-    inputs: InputsArg = None,
+    ctx: Context,
     policy: Annotated[str | None, typer.Option(
         "--policy", help="Policy checkpoint directory (transformers model or LoRA adapter from "
         "an earlier --lora step).", metavar="DIR")] = None,
@@ -132,248 +117,34 @@ def command(
         "--gradient-checkpointing", help="Recompute activations in backward to save memory.")
     ] = False,
     seed: SeedOpt = 0,
-    output: OutputOpt = None,
-    input_format: InputFormatOpt = None,
-    wide: WideOpt = None,
-    skip_invalid: SkipInvalidOpt = False,
-    rejects: RejectsOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
-    def body() -> None:
-        from rlscale.core.grpo import STD_MODES
-
-        check_choice(emit, ("metrics", "advantages", "verl"), "--emit")
-        check_choice(std, STD_MODES, "--std")
-        check_input_format(input_format)
-        if emit == "verl":
-            _emit_verl()
+    options = {key: value for key, value in locals().items() if key != "ctx"}
+    from rlscale.api.grpo_step import grpo_step
+    from rlscale.io.jsonl import RecordWriter
+    if emit == "verl":
+        record = grpo_step(**options)
+        with RecordWriter(ctx.output) as writer:
+            writer.write(record)
+        for caveat in record["caveats"]:
+            ctx.say(f"rlscale {NAME}: note: {caveat}")
+        return
+    reader = ctx.reader()
+    step = functools.partial(grpo_step, reader, **options, log=lambda note: ctx.say(
+        f"rlscale {NAME}: {note}"), progress=lambda rows: progress(
+            rows, description="reading", quiet=ctx.quiet))
+    if emit == "advantages":
+        rows = step()
+        first = next(rows, None)  # all input is read before the output is opened
+        with RecordWriter(ctx.output) as writer:
+            writer.write_all([first] if first is not None else [])
+            writer.write_all(rows)
+        return
+    with ctx.writer(source=reader) as writer:  # before the lock and reading: path errors first
+        metrics = step()
+        if metrics is None:
+            writer.close(ok=False)  # no step: no output file
+            ctx.say(f"rlscale {NAME}: no records on input: no step taken")
             return
-        warn_if_waiting_on_tty(inputs, quiet)
-        if emit == "advantages":
-            _emit_advantages(inputs, std, output, skip_invalid, rejects, quiet,
-                             input_format, wide)
-            return
-        if policy is None or out is None:
-            raise UsageError("--policy and --out are required (or use --emit advantages)")
-        if kl_coef > 0 and ref is None:
-            raise UsageError("--ref is required when --kl-coef > 0 (use --kl-coef 0 to train "
-                             "without a reference)")
-        if ref is not None and os.path.realpath(ref) == os.path.realpath(out):
-            raise UsageError("--out must differ from --ref (the reference is never modified)")
-        config = _train_config()
-        _train(config)
-
-    def _emit_verl() -> None:
-        from rlscale.io.jsonl import RecordWriter
-        from rlscale.integrations.verl_launch import LaunchOptions, launch
-
-        if policy is None:
-            raise UsageError("--emit verl needs --policy (the model VeRL starts from)")
-        # the same launch as `rlscale verl launch`, whose options add data and trainer settings
-        result = launch(LaunchOptions(
-            policy=policy, lr=lr, clip_low=clip, clip_high=clip_high, dual_clip=dual_clip,
-            kl_coef=kl_coef, kl=kl, loss_agg=loss_agg, loss_scale=loss_scale,
-            entropy_coef=entropy_coef, mini_batches=mini_batches,
-            micro_batch_size=micro_batch_size,
-            max_tokens_per_micro_batch=max_tokens_per_micro_batch, max_grad_norm=max_grad_norm,
-            weight_decay=weight_decay, std=std, temperature=temperature, shuffle=shuffle,
-            train_batch_size=train_batch_size, group_size=group_size, lora=lora,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            lora_target=lora_target, gradient_checkpointing=gradient_checkpointing,
-            seed=seed), data_required=False)
-        with RecordWriter(output) as writer:
-            writer.write({**result, "verl_overrides": result["overrides"],
-                          "run_meta": run_meta(seed)})
-        for caveat in result["caveats"]:
-            say(f"rlscale grpo-step: note: {caveat}", quiet)
-
-    def _train_config():
-        from rlscale.engines.train import LoraSettings, TrainConfig
-
-        targets: Any = lora_target
-        if lora_target != "all-linear":
-            targets = [t.strip() for t in lora_target.split(",") if t.strip()]
-        try:
-            return TrainConfig(
-                lr=lr, clip_low=clip, clip_high=clip_high,
-                dual_clip=dual_clip if dual_clip else None, kl_coef=kl_coef, kl_estimator=kl,
-                loss_agg=loss_agg, loss_scale=loss_scale, entropy_coef=entropy_coef,
-                mini_batches=mini_batches, micro_batch_size=micro_batch_size,
-                max_tokens_per_micro_batch=max_tokens_per_micro_batch,
-                max_grad_norm=max_grad_norm if max_grad_norm else None,
-                weight_decay=weight_decay, temperature=temperature, shuffle=shuffle, seed=seed,
-                lora=LoraSettings(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout,
-                                  target_modules=targets) if lora else None,
-            )
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-
-    def _train(config) -> None:
-        from rlscale.io.jsonl import RecordReader, RecordWriter
-        from rlscale.engines.train import (
-            RECORD_OPTIONAL,
-            CheckpointLock,
-            check_checkpoint_dir,
-            check_output_dir,
-        )
-
-        started = time.perf_counter()
-        check_checkpoint_dir(policy, "--policy")
-        check_output_dir(out)
-        from rlscale.io.jsonl import refuse_overlap
-
-        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
-        if ref is not None:
-            check_checkpoint_dir(ref, "--ref")
-        # -o is opened and the checkpoint locked before anything is read or loaded: path and
-        # overlap errors come first, and the lock is held until the new checkpoint is published
-        try:
-            with RecordWriter(output, tool=NAME, inputs=inputs) as writer, \
-                    CheckpointLock(out) as lock, \
-                    open_rejects(rejects, skip_invalid) as rejects_file:
-                for path in lock.removed:
-                    say(f"rlscale grpo-step: removed {path} (left by an interrupted save)", quiet)
-                reader = RecordReader(inputs, required={"prompt_id": "str|number",
-                                                        "reward": "number"},
-                                      optional=RECORD_OPTIONAL, skip_invalid=skip_invalid,
-                                      rejects=rejects_file, input_format=input_format,
-                                      wide=wide)
-                raw = list(progress(reader, description="reading", quiet=quiet))
-                reader.require_complete("no step was taken")  # before the model is loaded
-                writer.follow(reader)
-                if not raw:
-                    raise _NoStep  # leaves the writer unpublished: no output file
-                record = _read_and_step(raw, reader, lock, config)
-                record["wall_s"] = time.perf_counter() - started
-                writer.write(record)
-        except _NoStep:  # empty input is valid: no step, no output, checkpoints untouched
-            report_skipped(NAME, reader.n_skipped, rejects, quiet)
-            say("rlscale grpo-step: no records on input: no step taken", quiet)
-            return
-        report_skipped(NAME, reader.n_skipped, rejects, quiet)
-        say(f"rlscale grpo-step: step {record['step']}: loss {record['loss']:.5g}, reward "
-            f"{record['reward_mean']:.4g}, {record['wall_s']:.1f} s -> {out}", quiet)
-
-    def _read_and_step(raw, reader, lock, config) -> dict[str, Any]:
-        """Tokenise the records with the loaded policy, then take the step."""
-        from rlscale.engines.train import PolicyTrainer, check_group_count, sample_from_record
-
-        check_group_count(len({r["prompt_id"] for r, _ in raw}), mini_batches)
-        say(f"rlscale grpo-step: loading {policy}", quiet)
-        try:
-            trainer = PolicyTrainer(policy, ref, config, device=device, precision=precision,
-                                    gradient_checkpointing=gradient_checkpointing)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        kept, seen = [], {}
-        for record, where in raw:
-            key = (record["prompt_id"], record.get("sample_idx"))
-            if key[1] is not None and key in seen:
-                reader.invalid(where, f"duplicate sample prompt_id={record['prompt_id']!r} "
-                               f"sample_idx={key[1]} (first at line {seen[key]})")
-                continue
-            try:
-                ids = sample_from_record(record, trainer.tokenizer, trainer.vocab_size,
-                                         chat_template=chat_template,
-                                         context_length=trainer.context_length)
-            except ValueError as exc:
-                reader.invalid(where, str(exc))
-                continue
-            seen[key] = where.line
-            kept.append((record, where, ids))
-        if not kept:
-            raise RlscaleError("no valid records on input")
-        check_group_count(len({r["prompt_id"] for r, _, _ in kept}), mini_batches,
-                          after_skipping=True)
-        return _step(trainer, kept, config, lock)
-
-    def _step(trainer, kept, config, lock) -> dict[str, Any]:
-        """Advantages, the update and the save of one step; returns the metrics record."""
-        import numpy as np
-
-        from rlscale.core.grpo import group_advantages
-        from rlscale.engines.train import Sample
-
-        with_old = [k for k in kept if k[2][2] is not None]
-        if with_old and len(with_old) != len(kept):
-            missing = next(k for k in kept if k[2][2] is None)
-            raise RlscaleError(f"{missing[1]}: missing 'old_logprobs' (other records have them; "
-                               "give them for all records or for none)")
-        rewards = [float(r["reward"]) for r, _, _ in kept]
-        adv = group_advantages(rewards, [r["prompt_id"] for r, _, _ in kept], std_mode=std)
-        samples = [Sample(prompt_ids=p, completion_ids=c, advantage=float(a), group=int(g),
-                          old_logprobs=o)
-                   for (_, _, (p, c, o)), a, g in zip(kept, adv.advantages, adv.group_index,
-                                                       strict=True)]
-        n_completion = sum(len(s.completion_ids) for s in samples)
-        n_tokens = n_completion + sum(len(s.prompt_ids) for s in samples)
-        say(f"rlscale grpo-step: step {trainer.step + 1}: {len(samples)} samples, "
-            f"{len(adv.group_keys)} groups ({adv.n_zero_adv_groups} with zero advantage), "
-            f"{config.mini_batches} update(s)", quiet)
-        metrics = trainer.train_step(samples)
-        saved = trainer.save(out, expect=lock.identity)
-        if saved["dropped"]:
-            say(f"rlscale grpo-step: note: left out {', '.join(saved['dropped'])} of the old "
-                f"{out} (weights, configs or tokenizer files the new checkpoint replaces)", quiet)
-        record = {
-            "step": metrics["step"],
-            "loss": metrics["loss"],
-            "pg_loss": metrics["pg_loss"],
-            "kl": metrics["kl"],
-            "clip_frac": metrics["clip_frac"],
-            "clip_frac_lower": metrics["clip_frac_lower"],
-            "ppo_kl": metrics["ppo_kl"],
-            "grad_norm": metrics["grad_norm"],
-            "entropy": metrics["entropy"],
-            "reward_mean": float(np.mean(rewards)),
-            "reward_std": float(np.std(rewards)),
-            "advantage_abs_mean": float(np.mean(np.abs(adv.advantages))),
-            "n_samples": len(samples),
-            "n_groups": len(adv.group_keys),
-            "n_zero_adv_groups": adv.n_zero_adv_groups,
-            "n_updates": metrics["n_updates"],
-            "n_skipped_updates": metrics["n_skipped_updates"],
-            "n_tokens": n_tokens,
-            "n_completion_tokens": n_completion,
-            "n_params": trainer.n_params,
-            "flops_step": 6 * trainer.n_params * n_tokens,
-            "old_logprobs": "records" if with_old else "recomputed",
-            "policy": os.path.abspath(policy),
-            "ref": os.path.abspath(ref) if ref is not None else None,
-            "out": os.path.abspath(out),
-            "wall_s": None,
-            "run_meta": run_meta(seed, device=str(trainer.device), precision=trainer.precision,
-                                 lora=bool(lora), std=std, lr=lr, clip=clip, clip_high=clip_high,
-                                 dual_clip=dual_clip, kl_coef=kl_coef, kl=kl, loss_agg=loss_agg,
-                                 mini_batches=mini_batches, micro_batch_size=micro_batch_size,
-                                 max_grad_norm=max_grad_norm, weight_decay=weight_decay),
-        }
-        return record
-
-    handle_errors(NAME, debug, body, quiet=quiet)
-
-
-class _NoStep(Exception):
-    """Raised inside the step's ``with`` block on empty input: nothing is published."""
-
-
-def _emit_advantages(inputs, std: str, output, skip_invalid: bool, rejects, quiet: bool,
-                     input_format: str | None = None, wide: str | None = None) -> None:
-    """Pure GRPO math: add 'advantage' to every record (buffers all input; keeps input order)."""
-    from rlscale.core.grpo import group_advantages
-    from rlscale.io.jsonl import RecordReader, RecordWriter
-
-    with open_rejects(rejects, skip_invalid) as rejects_file:
-        reader = RecordReader(inputs, required={"prompt_id": "str|number", "reward": "number"},
-                              skip_invalid=skip_invalid, rejects=rejects_file,
-                              input_format=input_format, wide=wide)
-        records = [record for record, _ in progress(reader, description="reading", quiet=quiet)]
-    result = group_advantages([r["reward"] for r in records], [r["prompt_id"] for r in records],
-                              std_mode=std)
-    with RecordWriter(output) as writer:
-        for record, advantage in zip(records, result.advantages, strict=True):
-            writer.write({**record, "advantage": float(advantage)})
-    report_skipped(NAME, reader.n_skipped, rejects, quiet)
-    say(f"rlscale grpo-step: {len(records)} records, {len(result.group_keys)} groups, "
-        f"{result.n_zero_adv_groups} with zero advantage", quiet)
+        writer.write(metrics)
+    ctx.say(f"rlscale {NAME}: step {metrics['step']}: loss {metrics['loss']:.5g}, reward "
+            f"{metrics['reward_mean']:.4g}, {metrics['wall_s']:.1f} s -> {out}")

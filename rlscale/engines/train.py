@@ -8,22 +8,9 @@ sequences are packed into micro-batches (sorted by length to cut padding) whose 
 normalised by mini-batch-wide token/sequence counts, so accumulated gradients equal the
 full-mini-batch gradient and memory is bounded by the micro-batch size.
 
-Checkpoint layout (a directory ``CKPT``):
-
-* full fine-tuning: a plain transformers checkpoint (``config.json``, ``model.safetensors``,
-  tokenizer files) that ``rollout`` loads like any other model; weights keep the dtype the
-  policy was loaded with, and a float32 master copy (``rlscale_master.safetensors``) is kept
-  when that dtype is narrower so small updates are not rounded away between invocations;
-* LoRA: a PEFT adapter directory (``adapter_config.json`` pointing at the absolute base-model
-  path, ``adapter_model.safetensors``) plus the tokenizer;
-* in both: ``rlscale_optimizer.safetensors`` (AdamW moments and step counts, one tensor per
-  parameter and key, no pickle) and ``rlscale_trainer.json`` (training step, parameter order,
-  hyper-parameters of the last step, metrics of the last step).
-
-Saving writes a sibling temporary directory and swaps it into place with one atomic
-``renameat2(RENAME_EXCHANGE)`` (Linux), so an interrupted save never damages the previous
-checkpoint; ``--out`` may therefore equal ``--policy``. Nothing is ever unpickled: weights and
-optimizer state are safetensors, metadata is JSON.
+Checkpoints (layout, atomic publication, the lock, carried files) are
+:mod:`rlscale.engines.checkpoints`; this module writes their weights, optimizer state
+(safetensors, never pickle) and trainer state, and loads them back.
 """
 
 from __future__ import annotations
@@ -31,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,16 +27,20 @@ import numpy as np
 import torch
 
 from rlscale.core import grpo
-from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.errors import OptionError, RlscaleError
+from rlscale.core.prompts import check_prompt, has_chat_template, render_prompt_ids
 from rlscale.engines import grpo_kernel
-
-TRAINER_STATE_FILE = "rlscale_trainer.json"
-OPTIMIZER_FILE = "rlscale_optimizer.safetensors"
-MASTER_WEIGHTS_FILE = "rlscale_master.safetensors"
-STATE_FORMAT = 1
-ADAPTER_CONFIG = "adapter_config.json"
-_UNCHECKED = object()  # save(expect=...) default: no step check
-
+from rlscale.engines.checkpoints import (
+    ADAPTER_CONFIG,
+    MASTER_WEIGHTS_FILE,
+    OPTIMIZER_FILE,
+    STATE_FORMAT,
+    TRAINER_STATE_FILE,
+    UNCHECKED,
+    is_adapter_dir,
+    read_trainer_state,
+    save_atomically,
+)
 
 # --- configuration and inputs --------------------------------------------------------------
 
@@ -154,80 +143,6 @@ def _loading(path: str, what: str, load: Callable[[], Any]) -> Any:
         first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
         detail = first[0] if first else type(exc).__name__
         raise RlscaleError(f"{path}: cannot load the {what}: {detail}") from exc
-
-
-def is_adapter_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
-
-
-def check_checkpoint_dir(path: str, option: str) -> None:
-    """Fail with one clear line when ``path`` is not a loadable checkpoint directory."""
-    if not os.path.exists(path):
-        previous = _interrupted_swap_leftover(path)
-        hint = f" (an interrupted save left the previous checkpoint at {previous})" if previous \
-            else ""
-        raise RlscaleError(f"{option} {path}: no such directory{hint}")
-    if not os.path.isdir(path):
-        raise RlscaleError(f"{option} {path}: not a directory (expected a model checkpoint)")
-    if not (os.path.isfile(os.path.join(path, "config.json")) or is_adapter_dir(path)):
-        raise RlscaleError(f"{option} {path}: no config.json or adapter_config.json "
-                           "(not a transformers checkpoint or PEFT adapter)")
-
-
-def check_output_dir(path: str) -> None:
-    """Refuse an ``--out`` that exists but is not a checkpoint: saving replaces the directory
-    as a whole, which must never delete unrelated files."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise RlscaleError(f"--out {path}: directory {parent} does not exist")
-    if not os.path.lexists(path):
-        return
-    if os.path.islink(path) or not os.path.isdir(path):
-        raise RlscaleError(f"--out {path}: exists and is not a checkpoint directory")
-    entries = os.listdir(path)
-    markers = ("config.json", ADAPTER_CONFIG, TRAINER_STATE_FILE)
-    if entries and not any(m in entries for m in markers):
-        raise RlscaleError(f"--out {path}: exists and is not a model checkpoint (refusing to "
-                           "replace it; choose a new or checkpoint directory)")
-
-
-def check_group_count(n_groups: int, mini_batches: int, *, after_skipping: bool = False) -> None:
-    """A step splits whole prompt groups into ``mini_batches`` updates: refuse too few groups
-    up front (a usage error), not after the model has loaded."""
-    if n_groups < mini_batches:
-        valid = " valid" if after_skipping else ""
-        raise UsageError(f"--mini-batches {mini_batches} needs at least {mini_batches} prompt "
-                         f"groups; the input has {n_groups}{valid} (lower --mini-batches or give "
-                         "more prompts)")
-
-
-def pause_for_tests(point: str) -> None:
-    """Test hook (deterministic overlap tests with real processes): with
-    ``RLSCALE_TEST_PAUSE=DIR``, create ``DIR/<point>`` and wait until ``DIR/resume`` exists."""
-    directory = os.environ.get("RLSCALE_TEST_PAUSE")
-    if not directory:
-        return
-    with open(os.path.join(directory, point), "w", encoding="utf-8") as handle:
-        handle.write(str(os.getpid()))
-    while not os.path.exists(os.path.join(directory, "resume")):
-        time.sleep(0.02)
-
-
-def read_trainer_state(path: str) -> dict[str, Any]:
-    """The JSON trainer state of a checkpoint, or a fresh state for a plain model."""
-    state_path = os.path.join(path, TRAINER_STATE_FILE)
-    if not os.path.isfile(state_path):
-        return {"format": STATE_FORMAT, "step": 0}
-    try:
-        with open(state_path, encoding="utf-8") as handle:
-            state = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise RlscaleError(f"{state_path}: unreadable trainer state: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT \
-            or not isinstance(state.get("step"), int):
-        raise RlscaleError(f"{state_path}: not an rlscale trainer state (format {STATE_FORMAT})")
-    return state
 
 
 def _checkpoint_dtype(path: str) -> torch.dtype:
@@ -356,7 +271,7 @@ class PolicyTrainer:
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         if precision not in ("fp32", "bf16"):
-            raise ValueError(f"--precision must be fp32, bf16 or auto, got {precision!r}")
+            raise OptionError("precision", f"must be fp32, bf16 or auto, got {precision!r}")
         self.precision = precision
         self.policy_dir = os.path.abspath(policy_dir)
         self.state = read_trainer_state(self.policy_dir)
@@ -373,7 +288,6 @@ class PolicyTrainer:
         self.tokenizer = _loading(tokenizer_dir, "tokenizer",
                                   lambda: AutoTokenizer.from_pretrained(tokenizer_dir))
         self.pad_id = self._pad_id()
-        self._max_token_chars: int | None = None
         model = _loading(self.base_dir, "model", lambda: AutoModelForCausalLM.from_pretrained(
             self.base_dir, dtype=torch.float32))
         self.context_length = getattr(model.config, "max_position_embeddings", None)
@@ -733,61 +647,49 @@ class PolicyTrainer:
     # -- saving --
 
     def save(self, out_dir: str, *, hyperparameters: dict[str, Any] | None = None,
-             expect: Any = _UNCHECKED,
+             expect: Any = UNCHECKED,
              _before_publish: Callable[[str], None] | None = None) -> dict[str, list[str]]:
-        """Write the checkpoint to ``out_dir`` atomically (temp dir + exchange-rename).
+        """Write the checkpoint to ``out_dir`` atomically (:func:`save_atomically`: temp dir +
+        exchange-rename, files the save does not own carried over).
 
-        Files of an existing ``out_dir`` that the save does not own are carried over
-        (:func:`carry_over`). With ``expect`` (a :func:`checkpoint_identity`, e.g.
-        ``CheckpointLock.identity``), refuses to publish when ``out_dir`` is no longer that
-        checkpoint: another run saved it after this one loaded.
+        With ``expect`` (a :func:`checkpoint_identity`, e.g. ``CheckpointLock.identity``),
+        refuses to publish when ``out_dir`` is no longer that checkpoint: another run saved it
+        after this one loaded.
 
         Returns:
             ``{"carried": [...], "dropped": [...]}``: entry names brought over / left out.
         """
+        return save_atomically(out_dir, lambda tmp: self._write(tmp, hyperparameters),
+                               tokenizer_dir=self.tokenizer_dir, expect=expect,
+                               before_publish=_before_publish)
+
+    def _write(self, directory: str, hyperparameters: dict[str, Any] | None) -> None:
+        """Weights (or adapter), tokenizer, optimizer state and trainer state into ``directory``."""
         from safetensors.torch import save_file
 
-        out_dir = os.path.abspath(out_dir)
-        parent = os.path.dirname(out_dir)
-        check_output_dir(out_dir)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-        try:
-            if self.config.lora is not None:
-                self.model.save_pretrained(tmp)
-                self._point_adapter_at_base(tmp)
-            else:
-                self._save_full_weights(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            tensors, names = {}, []
-            for index, (name, _) in enumerate(self.trainable):
-                names.append(name)
-                for key, value in self.optimizer.state.get(self.trainable[index][1], {}).items():
-                    if torch.is_tensor(value):
-                        tensors[f"{name}::{key}"] = value.detach().to("cpu").contiguous()
-            save_file(tensors, os.path.join(tmp, OPTIMIZER_FILE))
-            state = dict(self.state)
-            state.update({
-                "format": STATE_FORMAT,
-                "param_names": names,
-                "lora": asdict(self.config.lora) if self.config.lora else None,
-                "base_model": self.base_dir if self.config.lora else None,
-                "hyperparameters": hyperparameters or _config_json(self.config),
-            })
-            with open(os.path.join(tmp, TRAINER_STATE_FILE), "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=1, allow_nan=False, default=str)
-            _finalize_tree(tmp)  # before carrying: carried files keep their own modes
-            if expect is not _UNCHECKED:
-                _check_unmoved(out_dir, expect)
-            existing = out_dir if os.path.isdir(out_dir) else None
-            carried, dropped = carry_over(tmp, existing, self.tokenizer_dir)
-            if _before_publish is not None:
-                _before_publish(tmp)  # test hook: simulate a crash before the swap
-            pause_for_tests("in-save")  # test hook: hold a real process mid-save
-            publish_directory(tmp, out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return {"carried": carried, "dropped": dropped}
+        if self.config.lora is not None:
+            self.model.save_pretrained(directory)
+            self._point_adapter_at_base(directory)
+        else:
+            self._save_full_weights(directory)
+        self.tokenizer.save_pretrained(directory)
+        tensors, names = {}, []
+        for index, (name, _) in enumerate(self.trainable):
+            names.append(name)
+            for key, value in self.optimizer.state.get(self.trainable[index][1], {}).items():
+                if torch.is_tensor(value):
+                    tensors[f"{name}::{key}"] = value.detach().to("cpu").contiguous()
+        save_file(tensors, os.path.join(directory, OPTIMIZER_FILE))
+        state = dict(self.state)
+        state.update({
+            "format": STATE_FORMAT,
+            "param_names": names,
+            "lora": asdict(self.config.lora) if self.config.lora else None,
+            "base_model": self.base_dir if self.config.lora else None,
+            "hyperparameters": hyperparameters or _config_json(self.config),
+        })
+        with open(os.path.join(directory, TRAINER_STATE_FILE), "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=1, allow_nan=False, default=str)
 
     def _save_full_weights(self, directory: str) -> None:
         from safetensors.torch import save_file
@@ -817,281 +719,10 @@ class PolicyTrainer:
             json.dump(config, handle, indent=2)
 
 
-def _check_unmoved(out_dir: str, expect: tuple[int, int, int] | None) -> None:
-    current = checkpoint_identity(out_dir)
-    if current == expect:
-        return
-    if current is None:
-        raise CheckpointMoved(f"--out {out_dir}: the checkpoint disappeared while this step ran; "
-                              "nothing saved")
-    then = f"step {expect[2]}" if expect is not None else "no checkpoint"
-    raise CheckpointMoved(f"--out {out_dir}: another run saved this checkpoint while this step "
-                          f"ran ({then} when loaded, step {current[2]} now); nothing saved "
-                          "(its update would be lost)")
-
-
 def _config_json(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
     data["betas"] = list(config.betas)
     return data
-
-
-# --- sharing a checkpoint: lock, step check, leftovers, files it does not own -------------------
-
-# Names a save owns: the weights (any format), their configs and the trainer's own files. An
-# existing --out's copies that the new save does not rewrite are stale (old weights in another
-# format, shards of a different layout) and are dropped; everything else there is carried over.
-_OWNED_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json",
-                   "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.gguf", "config.json",
-                   "generation_config.json", ADAPTER_CONFIG, "rlscale_*")
-# Tokenizer files: the tokenizer is never trained, so files of the one that was loaded that
-# save_pretrained does not rewrite (vocab.json, merges.txt, ...) travel with the checkpoint.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "vocab.json", "merges.txt", "vocab.txt",
-                   "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
-                   "chat_template.jinja", "chat_template.json")
-# peft writes a generic model card; a README.md the user keeps in --out wins over it
-_USER_WINS = ("README.md",)
-
-
-class CheckpointBusy(RlscaleError):
-    """Another process holds the checkpoint's lock."""
-
-
-class CheckpointMoved(RlscaleError):
-    """The checkpoint changed between loading and publishing."""
-
-
-def lock_path(out_dir: str) -> str:
-    """The lock file beside (not inside: the directory is swapped) a checkpoint."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    return os.path.join(parent, f".{name}.lock")
-
-
-def checkpoint_identity(path: str) -> tuple[int, int, int] | None:
-    """(device, inode, trainer step) of a checkpoint directory, None when it does not exist.
-
-    Every publish swaps in a new directory (new inode) and advances the step, so a change means
-    another save happened in between."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    try:
-        with open(os.path.join(path, TRAINER_STATE_FILE), encoding="utf-8") as handle:
-            step = json.load(handle).get("step", 0)
-    except (OSError, ValueError, AttributeError):
-        step = 0
-    return info.st_dev, info.st_ino, step if isinstance(step, int) else 0
-
-
-def remove_stale_temps(out_dir: str) -> list[str]:
-    """Delete what killed saves of ``out_dir`` left beside it; call only while holding its lock.
-
-    ``.NAME.tmp-*`` directories are unfinished (or swapped-out) saves; a ``.NAME.previous-*``
-    is the old checkpoint of the rename fallback and is stale once ``NAME`` exists again."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        return []
-    removed = []
-    for entry in sorted(os.listdir(parent)):
-        stale = entry.startswith(f".{name}.tmp-") or (
-            entry.startswith(f".{name}.previous-") and os.path.isdir(os.path.join(parent, name)))
-        path = os.path.join(parent, entry)
-        if stale and os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-class CheckpointLock:
-    """An exclusive ``fcntl.flock`` on ``.NAME.lock`` beside the checkpoint ``NAME``.
-
-    Held from before the policy is loaded until the new checkpoint is published, so two
-    overlapping steps on one checkpoint never both succeed: the second fails at once (its
-    rollouts came from weights the first is replacing). On acquiring it, leftovers of killed
-    saves are removed and the checkpoint's identity is recorded for the step check.
-    """
-
-    def __init__(self, out_dir: str):
-        self.out_dir = os.path.abspath(out_dir)
-        self.path = lock_path(self.out_dir)
-        self.fd: int | None = None
-        self.identity: tuple[int, int, int] | None = None
-        self.removed: list[str] = []
-
-    def acquire(self) -> CheckpointLock:
-        import fcntl
-
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise RlscaleError(f"--out {self.out_dir}: cannot create the lock file {self.path}: "
-                               f"{exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f" (pid {holder})" if holder.isdigit() else ""
-            raise CheckpointBusy(f"--out {self.out_dir}: another grpo-step{who} is updating this "
-                                 "checkpoint; not training on rollouts of the weights it is "
-                                 "replacing") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-        self.removed = remove_stale_temps(self.out_dir)
-        self.identity = checkpoint_identity(self.out_dir)
-        return self
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor drops the flock
-            self.fd = None
-
-    def __enter__(self) -> CheckpointLock:
-        return self.acquire()
-
-    def __exit__(self, *exc_info) -> None:
-        self.release()
-
-
-def _owned(name: str) -> bool:
-    import fnmatch
-
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _OWNED_PATTERNS)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    """Hard-link a carried file (instant, no extra space); copy across filesystems."""
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(src, dst, follow_symlinks=False)
-        if not os.path.islink(dst):
-            fd = os.open(dst, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def _carry(src: str, dst: str) -> None:
-    if os.path.isdir(src) and not os.path.islink(src):
-        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
-    else:
-        _link_or_copy(src, dst)
-
-
-def carry_over(new_dir: str, old_dir: str | None, tokenizer_dir: str | None
-               ) -> tuple[list[str], list[str]]:
-    """Bring into the finished ``new_dir`` what the save does not write itself.
-
-    From ``old_dir`` (the existing ``--out``): every entry the save does not own (NOTES.md,
-    LICENSE, an ``evals/`` folder, ...), and its tokenizer files when the tokenizer was loaded
-    from it. From ``tokenizer_dir``: tokenizer files ``save_pretrained`` did not rewrite.
-    Owned names of ``old_dir`` that the new save did not write are dropped.
-
-    Returns:
-        (carried, dropped): entry names.
-    """
-    carried, dropped = [], []
-    written = set(os.listdir(new_dir))
-    same_tokenizer = old_dir is not None and tokenizer_dir is not None and \
-        os.path.realpath(old_dir) == os.path.realpath(tokenizer_dir)
-    if old_dir is not None and os.path.isdir(old_dir):
-        for name in sorted(os.listdir(old_dir)):
-            src = os.path.join(old_dir, name)
-            if name in written:
-                if name in _USER_WINS and os.path.isfile(src):
-                    os.remove(os.path.join(new_dir, name))
-                    _carry(src, os.path.join(new_dir, name))
-                    carried.append(name)
-                continue
-            if name in TOKENIZER_FILES and not same_tokenizer:
-                dropped.append(name)  # another model's tokenizer
-            elif name not in TOKENIZER_FILES and _owned(name) and not os.path.isdir(src):
-                dropped.append(name)
-            else:
-                _carry(src, os.path.join(new_dir, name))
-                carried.append(name)
-    if tokenizer_dir is not None and not same_tokenizer:
-        for name in TOKENIZER_FILES:
-            src = os.path.join(tokenizer_dir, name)
-            if os.path.isfile(src) and not os.path.lexists(os.path.join(new_dir, name)):
-                _carry(src, os.path.join(new_dir, name))
-                carried.append(name)
-    return carried, dropped
-
-
-# --- atomic directory publication ----------------------------------------------------------
-
-_RENAME_EXCHANGE = 2  # linux/fs.h
-
-
-def _finalize_tree(directory: str) -> None:
-    """Give files and the directory ordinary permissions (mkdtemp and safetensors use 0700/0600;
-    checkpoints are shared with inference servers) and flush them to disk before the swap."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
-    for root, _, files in os.walk(directory):
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~umask)
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
-    return result == 0
-
-
-def _interrupted_swap_leftover(path: str) -> str | None:
-    parent, name = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        return None
-    for entry in sorted(os.listdir(parent)):
-        if entry.startswith(f".{name}.previous-"):
-            return os.path.join(parent, entry)
-    return None
-
-
-def publish_directory(tmp: str, final: str) -> None:
-    """Make the finished directory ``tmp`` appear at ``final`` without a moment of damage.
-
-    A new path is a plain rename. An existing one is swapped in one atomic
-    ``renameat2(RENAME_EXCHANGE)`` and the old contents (now at ``tmp``) are deleted. Where
-    that call is unavailable (non-Linux, some filesystems) the old directory is first renamed
-    to ``.NAME.previous-*`` beside it, so even a crash between the two renames leaves it
-    intact (and the error message for a missing checkpoint points at it).
-    """
-    if not os.path.lexists(final):
-        os.rename(tmp, final)
-        return
-    if not os.path.isdir(final) or os.path.islink(final):
-        raise RlscaleError(f"--out {final}: exists and is not a checkpoint directory")
-    if _exchange(tmp, final):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    parent, name = os.path.split(final)
-    previous = tempfile.mkdtemp(prefix=f".{name}.previous-", dir=parent)
-    os.rmdir(previous)
-    os.rename(final, previous)
-    os.rename(tmp, final)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 # --- records -> samples ----------------------------------------------------------------------
@@ -1109,32 +740,6 @@ def _token_ids(value: list, field_name: str, vocab_size: int) -> list[int]:
             raise ValueError(f"field '{field_name}': token id {token} is outside the policy's "
                              f"vocabulary [0, {vocab_size})")
     return list(value)
-
-
-def render_prompt_ids(tokenizer, prompt: Any, chat_template: bool) -> list[int]:
-    """Tokenise a prompt the way ``rollout`` renders it (when records carry no token ids).
-
-    A list of ``{"role", "content"}`` messages (VeRL parquet format) or, with ``chat_template``,
-    a string (one user message) goes through the tokenizer's chat template with the generation
-    prompt; otherwise the string is tokenised as is.
-    """
-    if isinstance(prompt, list):
-        if not all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                   and isinstance(m.get("content"), str) for m in prompt):
-            raise ValueError("field 'prompt' must be a string or a list of "
-                             '{"role": ..., "content": ...} messages')
-        messages = prompt
-    elif isinstance(prompt, str):
-        if not chat_template:
-            return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        messages = [{"role": "user", "content": prompt}]
-    else:
-        raise ValueError("field 'prompt' must be a string or a list of messages")
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the policy tokenizer has no chat template; add prompt_ids to the "
-                         "records or use --no-chat-template")
-    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
 
 
 def _token_chars(tokenizer) -> int:
@@ -1155,7 +760,9 @@ def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
 
     Token ids are taken from ``prompt_ids``/``completion_ids`` when present (exact: what the
     sampler produced). Otherwise the text is re-tokenised with the policy tokenizer: the prompt
-    by :func:`render_prompt_ids`, the completion without special tokens plus the EOS token when
+    by :func:`rlscale.core.prompts.render_prompt_ids`, exactly as ``rollout`` rendered it for
+    sampling (with ``chat_template``: the template; without: the raw text with the
+    tokenizer's special tokens), the completion without special tokens plus the EOS token when
     ``finish_reason`` is ``"stop"``. Re-tokenisation need not reproduce the sampled tokens
     exactly, so keep token ids in the rollout output for training.
 
@@ -1172,7 +779,11 @@ def sample_from_record(record: dict[str, Any], tokenizer, vocab_size: int, *,
             from rlscale.core.sampling import check_prompt_chars
 
             check_prompt_chars(record["prompt"], context_length, _token_chars(tokenizer))
-        prompt_ids = render_prompt_ids(tokenizer, record["prompt"], chat_template)
+        prompt = check_prompt(record["prompt"])
+        if chat_template and not has_chat_template(tokenizer):
+            raise ValueError("the policy tokenizer has no chat template; add prompt_ids to the "
+                             "records or use --no-chat-template")
+        prompt_ids = render_prompt_ids(tokenizer, prompt, chat_template=chat_template)
     else:
         raise ValueError("missing 'prompt_ids' (or 'prompt' text to tokenise)")
     if not prompt_ids:
