@@ -108,6 +108,11 @@ def test_emit_verl_returns_the_commands_record():
      "dual_clip must be > 1 (or 0 to disable), got 0.5"),
     ({"policy": "p", "out": "o", "kl_coef": 0, "micro_batch_size": 0}, "micro_batch_size",
      "micro_batch_size must be >= 1, got 0"),
+    # what VeRL cannot express (integrations/verl_launch.py) is named the same way
+    ({"emit": "verl", "policy": "m", "std": "biased"}, "std",
+     "std biased: VeRL's GRPO advantage divides by the unbiased std only (use std unbiased"),
+    ({"emit": "verl", "policy": "m", "mini_batches": 3}, "train_batch_size",
+     "train_batch_size 512 is not divisible by mini_batches 3"),
 ])
 def test_bad_options_raise_option_error_naming_the_parameter(options, name, message):
     with pytest.raises(OptionError) as caught:

@@ -1,6 +1,8 @@
 """A complete VeRL 0.9.1 ``main_ppo`` launch from rlscale's GRPO options (pure; no torch).
 
-Every option either maps to a VeRL key or is refused with the reason (``UsageError``); where
+Every option either maps to a VeRL key or is refused with the reason (an ``OptionError`` that
+names the option: the parameter here and in :func:`rlscale.grpo_step`, the flag on the command
+line); where
 the two meanings differ slightly the mapping is exact where VeRL allows it and the difference is
 returned in ``caveats``. The output is checked against VeRL 0.9.1's own Hydra compose and
 ``validate_config`` in tests/test_verl_launch.py.
@@ -17,7 +19,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from rlscale.core.errors import UsageError
+from rlscale.api._options import OptionsError
+from rlscale.core.errors import OptionError, UsageError
 from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, STD_MODES, VERL_KL_NAMES
 
 ROLLOUT_ENGINES = ("vllm", "sglang")
@@ -79,30 +82,31 @@ class LaunchOptions:
     seed: int | None = None
 
 
-def _choice(value: str, choices, flag: str) -> None:
+def _choice(value: str, choices, name: str) -> None:
     if value not in choices:
-        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+        raise OptionError(name, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
-def _hydra_value(value: str, flag: str) -> str:
+def _hydra_value(value: str, name: str) -> str:
     """A string Hydra reads back unchanged (no quoting games: refuse what needs them)."""
     if not _PLAIN.match(value):
-        raise UsageError(f"{flag} {value!r}: VeRL's Hydra overrides need a value of letters, "
+        raise OptionError(name, f"{value!r}: VeRL's Hydra overrides need a value of letters, "
                          "digits and ._:/@+- only")
     return value
 
 
-def _path_or_id(value: str, flag: str) -> str:
+def _path_or_id(value: str, name: str) -> str:
     """A local path becomes absolute; anything else (a hub id) is passed as given."""
-    return _hydra_value(os.path.abspath(value) if os.path.exists(value) else value, flag)
+    return _hydra_value(os.path.abspath(value) if os.path.exists(value) else value, name)
 
 
-def _files(values: list[str], flag: str, required: bool) -> str:
+def _files(values: list[str], name: str, required: bool) -> str:
     if not values and not required:
         return "???"  # Hydra's mandatory value: VeRL refuses to start until it is given
     if not values:
-        raise UsageError(f"{flag} is required (the parquet written by `rlscale curate --to-verl`)")
-    paths = [_path_or_id(v, flag) for v in values]
+        raise OptionError(name, "is required (the parquet written by `rlscale curate "
+                          "--to-verl`)")
+    paths = [_path_or_id(v, name) for v in values]
     return paths[0] if len(paths) == 1 else "[" + ",".join(paths) + "]"
 
 
@@ -116,36 +120,32 @@ def plugin_path() -> str:
 def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     """The ``main_ppo`` launch: ``{"command", "overrides", "env", "caveats"}``.
 
-    Raises UsageError (with the reason) for a setting VeRL cannot express. Without
+    Raises OptionError (with the reason) for a setting VeRL cannot express. Without
     ``data_required`` missing data files are left as Hydra's ``???`` (VeRL then refuses to start
     and names the key).
     """
     o = opts
-    _choice(o.std, STD_MODES, "--std")
-    _choice(o.kl, KL_ESTIMATORS, "--kl")
-    _choice(o.loss_agg, LOSS_AGG_MODES, "--loss-agg")
-    _choice(o.rollout_engine, ROLLOUT_ENGINES, "--rollout-engine")
-    _choice(o.grader, GRADERS, "--grader")
-    for flag, value in (("--train-batch-size", o.train_batch_size),
-                        ("--group-size", o.group_size), ("--mini-batches", o.mini_batches),
-                        ("--micro-batch-size", o.micro_batch_size),
-                        ("--n-gpus-per-node", o.n_gpus_per_node), ("--nnodes", o.nnodes),
-                        ("--total-epochs", o.total_epochs), ("--val-n", o.val_n),
-                        ("--tensor-parallel", o.tensor_parallel),
-                        ("--max-prompt-length", o.max_prompt_length),
-                        ("--max-response-length", o.max_response_length)):
-        if value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
+    _choice(o.std, STD_MODES, "std")
+    _choice(o.kl, KL_ESTIMATORS, "kl")
+    _choice(o.loss_agg, LOSS_AGG_MODES, "loss_agg")
+    _choice(o.rollout_engine, ROLLOUT_ENGINES, "rollout_engine")
+    _choice(o.grader, GRADERS, "grader")
+    for name in ("train_batch_size", "group_size", "mini_batches", "micro_batch_size",
+                 "n_gpus_per_node", "nnodes", "total_epochs", "val_n", "tensor_parallel",
+                 "max_prompt_length", "max_response_length"):
+        if getattr(o, name) < 1:
+            raise OptionError(name, f"must be >= 1, got {getattr(o, name)}")
     if o.std == "biased":
-        raise UsageError("--std biased: VeRL's GRPO advantage divides by the unbiased std only "
-                         "(use --std unbiased or none)")
+        raise OptionsError("{std} biased: VeRL's GRPO advantage divides by the unbiased std "
+                           "only (use {std} unbiased or none)")
     if o.lora and o.lora_dropout:
-        raise UsageError("--lora-dropout: VeRL's FSDP LoRA has no dropout setting (use 0)")
+        raise OptionError("lora_dropout", ": VeRL's FSDP LoRA has no dropout setting (use 0)")
     if o.train_batch_size % o.mini_batches:
-        raise UsageError(f"--train-batch-size {o.train_batch_size} is not divisible by "
-                         f"--mini-batches {o.mini_batches} (VeRL's mini-batches are equal)")
+        raise OptionsError(f"{{train_batch_size}} {o.train_batch_size} is not divisible by "
+                           f"{{mini_batches}} {o.mini_batches} (VeRL's mini-batches are equal)")
     if o.val_n > 1 and o.val_temperature <= 0:
-        raise UsageError("--val-n > 1 needs --val-temperature > 0 (greedy samples are identical)")
+        raise OptionsError("{val_n} > 1 needs {val_temperature} > 0 (greedy samples are "
+                           "identical)")
     n_gpus = o.n_gpus_per_node * o.nnodes
     mini = o.train_batch_size // o.mini_batches
     if (o.train_batch_size * o.group_size) % n_gpus or (mini * o.group_size) % n_gpus:
@@ -153,10 +153,10 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
                          f"mini-batch of {mini} prompts) must split evenly over {n_gpus} GPUs")
     if o.max_tokens_per_micro_batch is None and (mini * o.group_size // n_gpus) \
             % o.micro_batch_size:
-        raise UsageError(f"--micro-batch-size {o.micro_batch_size} must divide the "
+        raise OptionError("micro_batch_size", f"{o.micro_batch_size} must divide the "
                          f"{mini * o.group_size // n_gpus} sequences per GPU of a mini-batch")
     if o.total_training_steps is not None and o.total_training_steps < 1:
-        raise UsageError("--total-training-steps must be >= 1")
+        raise OptionError("total_training_steps", "must be >= 1")
 
     caveats: list[str] = []
     if not (o.train_files and o.val_files):
@@ -165,7 +165,7 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     actor = "actor_rollout_ref.actor"
     rollout = "actor_rollout_ref.rollout"
     model = "actor_rollout_ref.model"
-    policy = _path_or_id(o.policy, "--policy")
+    policy = _path_or_id(o.policy, "policy")
     if not os.path.exists(o.policy):
         caveats.append(f"--policy {o.policy} is not a local path: VeRL loads it as a hub id")
     experiment = o.experiment or os.path.basename(policy.rstrip("/")) or "run"
@@ -173,8 +173,8 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
         "algorithm.adv_estimator=grpo",
         f"algorithm.norm_adv_by_std_in_grpo={o.std != 'none'}",
         "algorithm.use_kl_in_reward=False",
-        f"data.train_files={_files(o.train_files, '--train-files', data_required)}",
-        f"data.val_files={_files(o.val_files, '--val-files', data_required)}",
+        f"data.train_files={_files(o.train_files, 'train_files', data_required)}",
+        f"data.val_files={_files(o.val_files, 'val_files', data_required)}",
         f"data.train_batch_size={o.train_batch_size}",
         f"data.max_prompt_length={o.max_prompt_length}",
         f"data.max_response_length={o.max_response_length}",
@@ -207,7 +207,8 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     ]
     if o.max_tokens_per_micro_batch is not None:
         if o.max_tokens_per_micro_batch < o.max_prompt_length + o.max_response_length:
-            raise UsageError(f"--max-tokens-per-micro-batch {o.max_tokens_per_micro_batch} is "
+            raise OptionError("max_tokens_per_micro_batch",
+                              f"{o.max_tokens_per_micro_batch} is "
                              "below one full sequence (max prompt + response length)")
         ov += [f"{actor}.use_dynamic_bsz=True",
                f"{actor}.ppo_max_token_len_per_gpu={o.max_tokens_per_micro_batch}"]
@@ -220,9 +221,9 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
                f"{rollout}.log_prob_micro_batch_size_per_gpu={o.micro_batch_size}"]
     if o.loss_scale is not None:
         if not o.loss_scale > 0:
-            raise UsageError("--loss-scale must be > 0")
+            raise OptionError("loss_scale", "must be > 0")
         if o.loss_agg != "seq-mean-token-sum-norm":
-            raise UsageError("--loss-scale only applies to --loss-agg seq-mean-token-sum-norm")
+            raise OptionsError("{loss_scale} only applies to {loss_agg} seq-mean-token-sum-norm")
         ov.append(f"{actor}.loss_scale_factor={o.loss_scale!r}")
     elif o.loss_agg == "seq-mean-token-sum-norm":
         caveats.append("seq-mean-token-sum-norm: VeRL divides by the padded response length "
@@ -232,10 +233,10 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     if o.lora:
         targets = o.lora_target
         if targets != "all-linear":
-            names = [_hydra_value(t.strip(), "--lora-target") for t in targets.split(",")
+            names = [_hydra_value(t.strip(), "lora_target") for t in targets.split(",")
                      if t.strip()]
             if not names:
-                raise UsageError("--lora-target: no module names")
+                raise OptionError("lora_target", ": no module names")
             targets = "[" + ",".join(names) + "]"
         ov += [f"{model}.lora_rank={o.lora_rank}", f"{model}.lora_alpha={o.lora_alpha}",
                f"{model}.target_modules={targets}"]
@@ -257,8 +258,8 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
         f"trainer.save_freq={o.save_freq}",
         "trainer.val_before_train=True",
         "trainer.logger=[console,file]",
-        f"trainer.project_name={_hydra_value(o.project, '--project')}",
-        f"trainer.experiment_name={_hydra_value(experiment, '--experiment')}",
+        f"trainer.project_name={_hydra_value(o.project, 'project')}",
+        f"trainer.experiment_name={_hydra_value(experiment, 'experiment')}",
     ]
     if o.total_training_steps is not None:
         ov.append(f"trainer.total_training_steps={o.total_training_steps}")
