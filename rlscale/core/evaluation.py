@@ -121,9 +121,9 @@ class GroupTallies:
 
 
 def group_seed(seed: int, key: tuple) -> np.random.SeedSequence:
-    """A per-group seed from the run seed and the group key (:func:`rlscale.core.identity.group_key`),
-    so a group's bootstrap interval does not change when other groups are added, removed or
-    reordered."""
+    """A per-group seed from the run seed and the group key
+    (:func:`rlscale.core.identity.group_key`), so a group's bootstrap interval does not change
+    when other groups are added, removed or reordered."""
     digest = hashlib.blake2b(_seed_text(key).encode(), digest_size=8).digest()
     return np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, int.from_bytes(digest, "little")])
 
