@@ -1,6 +1,7 @@
 """Curating RL math data the way Tan et al. 2025 did (arXiv 2509.25300, §3.1, App. A.4), and better.
 
-Pure building blocks for ``rlscale curate``; nothing here prints or parses options.
+Pure building blocks for ``rlscale curate`` and :func:`rlscale.curate`; nothing here reads
+files, prints or parses options.
 
 * Text: :func:`strip_template` removes the paper's instruction prefix/suffix so a problem is
   compared by its own words; :func:`normalise_text` folds case, Unicode forms, LaTeX spacing and
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rlscale.core.errors import OptionError
+from rlscale.core.identity import prompt_key
 from rlscale.io.jsonl import MISSING, get_path
 
 # --- the paper's prompt template (spec §2.4, A-D1) ------------------------------------------
@@ -325,7 +329,7 @@ class NearDuplicateIndex:
 
 # --- dedup ---------------------------------------------------------------------------------
 
-DEDUP_LEVELS = ("none", "exact", "normalised")
+DEDUP_LEVELS = ("normalised", "exact", "none")
 
 
 @dataclass
@@ -682,9 +686,10 @@ class Problem:
     text: str  # content of the (last) user message
     answer: str
     data_source: str
-    prompt_id: str
+    prompt_id: str  # as written out (a string); renamed with ~N when repeated
     where: str
     passthrough: dict
+    id_key: str  # the input's prompt id as rlscale.core.identity.prompt_key: for pass rates
     extra_info: dict | None = None
     ability: str = "math"
     style: str = "rule"
@@ -835,8 +840,25 @@ def resolve_problem(record: dict, where: str, spec: FieldSpec) -> Problem:
         if owned is not None:
             rest.pop(owned, None)
     return Problem(prompt=prompt, text=text, answer=answer, data_source=data_source,
-                   prompt_id=str(prompt_id), where=where, passthrough=rest, extra_info=extra,
+                   prompt_id=str(prompt_id), where=where, passthrough=rest,
+                   id_key=prompt_key(prompt_id), extra_info=extra,
                    ability=ability, style=style, pass_rate=pass_rate, pass_rate_key=extra_key)
+
+
+def default_data_source(source: str) -> str:
+    """``math__<file stem>`` for records read from ``source`` (the paper's naming: VeRL routes
+    math__* to the math scorer); ``math`` for stdin and for records not read from a file.
+
+    >>> default_data_source("data/raw.jsonl.gz"), default_data_source("math__a.parquet")
+    ('math__raw', 'math__a')
+    """
+    if source in ("-", "<stdin>", "<records>"):
+        return "math"
+    stem = os.path.basename(source)
+    for suffix in (".gz", ".jsonl", ".json", ".parquet", ".pq", ".csv", ".tsv", ".tab"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem if stem.startswith("math__") else f"math__{stem}"
 
 
 # --- the curation pipeline -----------------------------------------------------------------
@@ -861,9 +883,44 @@ class CurateOptions:
     budget: int | None = None
     nested: bool = False
     expand: bool = False
-    template: str = "none"
+    template: str = "none"  # one of TEMPLATES, or "file" with template_text
     template_text: str | None = None  # for a template read from a file
     seed: int = 42
+    exclude_ngram: int = 13
+    exclude_overlap: float = 0.5
+
+    def check(self) -> None:
+        """Refuse a bad value with an :class:`OptionError` naming its parameter."""
+        for name, allowed in (("order", ORDERS), ("stratify", STRATIFY_MODES),
+                              ("dedup", DEDUP_LEVELS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise OptionError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+        for name, low_open in (("near_dup", True), ("exclude_overlap", True),
+                               ("easy_threshold", False), ("min_pass_rate", False),
+                               ("max_pass_rate", False)):
+            value = getattr(self, name)
+            if value is not None and not (0.0 < value <= 1.0 if low_open
+                                          else 0.0 <= value <= 1.0):
+                raise OptionError(name, f"must be in {'(0' if low_open else '[0'}, 1]; "
+                                  f"got {value}")
+        for name in ("near_dup_ngram", "num_perm", "exclude_ngram"):
+            if getattr(self, name) < 1:
+                raise OptionError(name, f"must be >= 1; got {getattr(self, name)}")
+        if self.min_pass_rate is not None and self.max_pass_rate is not None \
+                and self.min_pass_rate > self.max_pass_rate:
+            raise OptionError("min_pass_rate", "is larger than max_pass_rate")
+        if self.holdout < 0:
+            raise OptionError("holdout", f"must be >= 0; got {self.holdout}")
+        if self.reuse is None and (self.budget is not None or self.expand or self.nested):
+            raise OptionError("reuse", "is needed by budget, expand and nested")
+        for name in ("reuse", "budget"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise OptionError(name, f"must be >= 1; got {getattr(self, name)}")
+        if self.template not in TEMPLATES and (self.template != "file"
+                                               or self.template_text is None):
+            raise OptionError("template", f"must be one of {', '.join(TEMPLATES)} or 'file' "
+                              f"with template_text, got {self.template!r}")
 
     @property
     def streams(self) -> bool:
@@ -898,6 +955,8 @@ class Curator:
 
     def __init__(self, options: CurateOptions, contamination: ContaminationIndex | None = None,
                  scored_pass_rates: dict[str, tuple[float, int]] | None = None):
+        """``scored_pass_rates``: (pass rate, samples) by :func:`~rlscale.core.identity.prompt_key`
+        of the prompt id; when given, it replaces the records' own pass-rate fields."""
         self.options = options
         self.contamination = contamination
         self.scored = scored_pass_rates
@@ -920,7 +979,7 @@ class Curator:
                 self.stats.contaminated += 1
                 return "contaminated", f"{match[0]} (overlap {match[1]:.2f})"
         if self.scored is not None:
-            problem.pass_rate, problem.pass_rate_n = self.scored.get(problem.prompt_id,
+            problem.pass_rate, problem.pass_rate_n = self.scored.get(problem.id_key,
                                                                      (None, None))
             problem.pass_rate_key = None
         if problem.pass_rate is None:
@@ -971,9 +1030,9 @@ class Curator:
         if options.reuse is None:
             return CurateResult(train=[(p, None) for p in train], test=test)
         budget = len(train) if options.budget is None else options.budget
-        if budget > len(train):
-            raise ValueError(f"--budget {budget} is larger than the {len(train)} training "
-                             "problems left after dedup, filters and the held-out split")
+        if budget > len(train):  # known only once the input is read
+            raise OptionError("budget", f"{budget} is larger than the {len(train)} training "
+                              "problems left after dedup, filters and the held-out split")
         positions = reuse_subset([p.difficulty == EASY for p in train], options.reuse, budget,
                                  nested=options.nested, seed=options.seed)
         if options.expand:
@@ -981,6 +1040,31 @@ class Curator:
         else:
             rows = [(train[i], None) for i in positions]
         return CurateResult(train=rows, test=test)
+
+
+def summary(curator: Curator, n_train: int, n_easy: int, test: Sequence[Problem],
+            held_out_to: str | None = None) -> str:
+    """One line on what a run did: read, dropped (why), training rows (easy share), held out
+    (to ``held_out_to``, when given)."""
+    stats, dedup = curator.stats, curator.dedup.counts
+    parts = [f"read {stats.read}",
+             f"dropped {dedup.exact} exact + {dedup.normalised} normalised + {dedup.near} near "
+             f"duplicate(s) ({dedup.answer_conflicts} with a different answer)"]
+    if curator.contamination is not None:
+        parts.append(f"{stats.contaminated} contaminated")
+    if stats.below_min or stats.above_max:
+        parts.append(f"{stats.below_min + stats.above_max} outside the pass-rate range")
+    parts.append(f"{stats.missing_pass_rate} without a pass rate")
+    if stats.renamed_ids:
+        parts.append(f"{stats.renamed_ids} repeated prompt_id(s) renamed with ~N")
+    share = f"{n_easy / n_train:.4f}" if n_train else "n/a"
+    parts.append(f"wrote {n_train} training row(s) ({n_easy} easy, {n_train - n_easy} hard, "
+                 f"easy share {share})")
+    if held_out_to:
+        test_easy = sum(p.difficulty == EASY for p in test)
+        parts.append(f"{len(test)} held out to {held_out_to} ({test_easy} easy, "
+                     f"{len(test) - test_easy} hard)")
+    return "; ".join(parts)
 
 
 def format_prompt(problem: Problem, options: CurateOptions) -> str | list:
