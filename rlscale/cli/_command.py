@@ -64,6 +64,7 @@ class Context:
     rejects_file: IO[bytes] | None = None
     readers: list[Any] = field(default_factory=list)
     other_outputs: dict[str, str | None] = field(default_factory=dict)
+    skipped_reported: bool = False
 
     def also_writes(self, outputs: Mapping[str, str | None]) -> None:
         """Name outputs besides ``-o`` (``{"--holdout-out": path}``): checked for overlap."""
@@ -104,6 +105,13 @@ class Context:
     def n_skipped(self) -> int:
         return sum(reader.n_skipped for reader in self.readers)
 
+    def report_skipped(self) -> None:
+        """Say how many input lines were skipped, now (before the command's own summary); the
+        skeleton then does not say it again at the end."""
+        if not self.skipped_reported:
+            report_skipped(self.name, self.n_skipped, self.rejects, self.quiet)
+            self.skipped_reported = True
+
 
 def _parameters(spec: Mapping[str, tuple[Any, Any]]) -> list[inspect.Parameter]:
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
@@ -112,10 +120,12 @@ def _parameters(spec: Mapping[str, tuple[Any, Any]]) -> list[inspect.Parameter]:
 
 
 def tool(name: str, *, shared: tuple[str, ...] = tuple(SHARED),
-         check: Callable[..., None] | None = None):
+         check: Callable[..., None] | None = None, flags: Mapping[str, str] | None = None):
     """Make ``run(ctx, **options)`` a typer command with the shared options in ``shared``.
 
     ``check(**options)``, when given, runs before anything is opened (usage errors first).
+    ``flags``: the flag of each API parameter whose flag is not ``--dashed-name`` (``{"n":
+    "-n"}``), so an OptionError from the library names what the user typed.
     """
     unknown = set(shared) - set(SHARED)
     if unknown:
@@ -141,9 +151,10 @@ def tool(name: str, *, shared: tuple[str, ...] = tuple(SHARED),
                 with open_rejects(ctx.rejects, ctx.skip_invalid) as rejects_file:
                     ctx.rejects_file = rejects_file
                     run(ctx, **options)
-                report_skipped(name, ctx.n_skipped, ctx.rejects, ctx.quiet)
+                ctx.report_skipped()
 
-            handle_errors(name, ctx.debug, body, quiet=ctx.quiet)
+            handle_errors(name, ctx.debug, body, quiet=ctx.quiet,
+                          flags=None if flags is None else dict(flags))
 
         parameters = [*leading, *own, *trailing]
         command.__signature__ = inspect.Signature(parameters)
