@@ -10,14 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rlscale.core.errors import RecordError, RlscaleError
 from rlscale.io.verl_log import (
     PAPER_HOLDOUT_SOURCES,
     LoggedStep,
+    LogRun,
+    VerlLogs,
     holdout_score,
     merge_steps,
     parse_holdout_sources,
     parse_line,
     parse_value,
+    resolve_log,
+    run_records,
     source_scores,
     step_record,
 )
@@ -189,3 +194,33 @@ def test_step_record():
         step_record(LoggedStep(4, {"val/test_score/a": 0.5}), {"a": 1.0})
     with pytest.raises(ValueError, match="must be a finite number >= 0"):
         step_record(LoggedStep(4, {"perf/total_num_tokens": -1}), {"a": 1.0})
+
+
+def test_run_records_refuses_bad_steps_and_checks_the_holdout_sources():
+    refused = []
+    run = LogRun("x.log", [LoggedStep(1, {"perf/total_num_tokens": 10, "val/test_score/a": 0.5}),
+                           LoggedStep(2, {"val/test_score/a": 0.5}, line=7)],
+                 lambda entry, message: refused.append((entry.line, message)))
+    assert run_records(run, {"a": 1.0}) == [
+        {"step": 1, "n_tokens": 10, "score/a": 0.5, "holdout_score": 0.5, "loss": 0.5}]
+    assert refused == [(7, "step 2 has no perf/total_num_tokens (needed for FLOPs)")]
+    with pytest.raises(RlscaleError, match="x.log: held-out source[(]s[)] b never scored"):
+        run_records(run, {"a": 1.0, "b": 1.0})
+    assert len(run_records(run, {"b": 1.0}, all_steps=True)) == 1
+    with pytest.raises(RlscaleError, match="no usable validation metric [(]--val-metric m[)]"):
+        run_records(run, {"a": 1.0}, val_metric="m")
+
+
+def test_verl_logs_resolve_directories_and_count_skipped_lines(tmp_path):
+    (tmp_path / "files").mkdir()
+    log = tmp_path / "files" / "output.log"
+    log.write_bytes(b"hello\nstep:1 - a:1\nstep:2 - b\nstep:3 - a:2")
+    assert resolve_log(str(tmp_path)) == str(log)
+    with pytest.raises(RecordError, match=f"{log}:3: step 2: cannot read metric 'b'"):
+        list(VerlLogs([str(tmp_path)]))
+    logs = VerlLogs([str(log)], skip_invalid=True)
+    (run,) = logs
+    assert (run.source, [s.step for s in run.steps], logs.n_skipped) == (str(log), [1], 2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RlscaleError, match="is a directory without output.log"):
+        resolve_log(str(tmp_path / "empty"))
