@@ -54,8 +54,8 @@ def _problems():
 
 
 def _rlscale_run(engine, params) -> tuple[int, float, float]:
-    from rlscale.io.jsonl import Where, dumps
     from rlscale.core.sampling import plan_problems, rollout_records
+    from rlscale.io.jsonl import Where, dumps
 
     def invalid(where, message):
         raise RuntimeError(f"{where}: {message}")

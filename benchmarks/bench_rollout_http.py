@@ -39,9 +39,9 @@ def _bodies(seed_of):
 
 
 def _rlscale(url, params) -> float:
-    from rlscale.io.jsonl import Where
     from rlscale.core.sampling import plan_problems, rollout_records
     from rlscale.engines.openai_rollout import OpenAIRollout
+    from rlscale.io.jsonl import Where
 
     engine = OpenAIRollout(url, "policy", params, concurrency=CONCURRENCY, probe=False)
     try:

@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from rlscale.cli.app import main
-from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     SampleRequest,
     SamplingParams,
@@ -20,6 +19,7 @@ from rlscale.core.sampling import (
     sample_seed,
 )
 from rlscale.engines.fingerprint import weights_fingerprint
+from rlscale.io.jsonl import Where
 from tests.conftest import jsonl, run_cli
 
 torch = pytest.importorskip("torch")

@@ -21,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.errors import RlscaleError, UsageError
-from rlscale.io.jsonl import END_KEY, Where
 from rlscale.core.sampling import SamplingParams, plan_problems, rollout_records, sample_seed
 from rlscale.engines.openai_rollout import (
     MAX_BACKOFF_S,
@@ -31,6 +30,7 @@ from rlscale.engines.openai_rollout import (
     served_step,
     server_message,
 )
+from rlscale.io.jsonl import END_KEY, Where
 from tests.conftest import REPO, jsonl, run_inprocess
 from tests.fake_openai_server import FakeServer, completion_for
 

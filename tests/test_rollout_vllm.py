@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import pytest
 
 from rlscale.core.errors import RlscaleError
-from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     ResumeState,
     SampleRequest,
@@ -35,6 +34,7 @@ from rlscale.engines.vllm_rollout import (
     lora_rank,
     sampling_kwargs,
 )
+from rlscale.io.jsonl import Where
 
 PROBLEMS = [
     {"prompt_id": "a", "prompt": "What is 12 + 7?", "answer": "19"},
@@ -277,11 +277,11 @@ def test_optional_keys_unknown_to_an_older_vllm_are_dropped(tiny_checkpoint, tok
 
 def test_cli_hands_its_flags_to_vllm(monkeypatch, capsys, tiny_checkpoint, adapter, tmp_path):
     """The command line with --backend vllm, with the fake module standing in for vLLM."""
-    from rlscale.cli import rollout as rollout_cli
+    from rlscale.api import rollout as rollout_api
     from rlscale.cli.app import main
     from rlscale.engines import vllm_rollout
 
-    monkeypatch.setattr(rollout_cli, "_choose_backend", lambda requested: "vllm")
+    monkeypatch.setattr(rollout_api, "_choose_backend", lambda requested, log: "vllm")
     monkeypatch.setattr(vllm_rollout, "import_vllm", lambda: FAKE_VLLM)
     problems = tmp_path / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from rlscale.core import sampling
 from rlscale.core.errors import RecordError, UsageError
 from rlscale.core.prompts import check_prompt, render_plan
-from rlscale.io.jsonl import Where
 from rlscale.core.sampling import (
     PlanStats,
     ResumeState,
@@ -32,6 +31,7 @@ from rlscale.core.sampling import (
     sample_seed,
     stop_token_ids,
 )
+from rlscale.io.jsonl import Where
 
 STOP = 2  # the fake engine's EOS
 

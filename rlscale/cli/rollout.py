@@ -21,27 +21,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 
-from rlscale.cli._shared import (
-    DebugOpt,
-    InputFormatOpt,
-    InputsArg,
-    OutputOpt,
-    QuietOpt,
-    RejectsOpt,
-    SkipInvalidOpt,
-    WideOpt,
-    check_input_format,
-    handle_errors,
-    open_rejects,
-    progress,
-    report_skipped,
-    say,
-    warn_if_waiting_on_tty,
-)
+from rlscale.cli._command import Context, tool
+from rlscale.cli._shared import progress
 
 NAME = "rollout"
 HELP = (
@@ -69,8 +54,10 @@ EPILOG = (
 )
 
 
+
+@tool(NAME)
 def command(
-    inputs: InputsArg = None,
+    ctx: Context,
     model: Annotated[str, typer.Option("--model", "-m", metavar="DIR",
                                        help="Checkpoint directory (HF format); with --backend "
                                        "openai the served model name.")] = ...,
@@ -127,300 +114,34 @@ def command(
     expect_step: Annotated[int | None, typer.Option(
         metavar="N", help="openai: refuse unless the server serves training step N (model "
         "name NAME-step-N, or served from an rlscale checkpoint).")] = None,
-    output: OutputOpt = None,
-    input_format: InputFormatOpt = None,
-    wide: WideOpt = None,
-    skip_invalid: SkipInvalidOpt = False,
-    rejects: RejectsOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
-    def body() -> None:
-        check_input_format(input_format)  # a usage error before any model loads
-        from rlscale.core.errors import UsageError
-        from rlscale.io.jsonl import RecordReader
-        from rlscale.core.sampling import (
-            PlanStats,
-            SamplingParams,
-            parse_engine_args,
-            parse_shard,
-            plan_problems,
-            rollout_records,
-        )
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "resume")}  # the API's
+    from rlscale.api.rollout import rollout
+    from rlscale.core.errors import OptionError, UsageError
+    from rlscale.core.sampling import SAMPLING_FLAGS
+    from rlscale.io.append import AppendedRecords, AppendWriter
 
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
-                                max_tokens=max_tokens, seed=seed)
-        shard_spec = parse_shard(shard)
-        engine_args = parse_engine_args(vllm_arg)
-        if resume and output in (None, "-"):
-            raise UsageError("--resume needs -o FILE (the output file to continue)")
-        from rlscale.io.jsonl import refuse_overlap
-
-        refuse_overlap({"-o": output, "--rejects": rejects}, inputs)
-        if max_prompt_tokens is not None and max_prompt_tokens < 1:
-            raise UsageError(f"--max-prompt-tokens must be at least 1, got {max_prompt_tokens}")
-        if batch_size is not None and batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-        if tensor_parallel_size < 1:
-            raise UsageError(f"--tensor-parallel-size must be at least 1, got "
-                             f"{tensor_parallel_size}")
-        if lora is not None and not os.path.isdir(lora):
-            raise UsageError(f"--lora {lora}: no such directory")
-        chosen = _choose_backend(backend)
-        if (base_url is not None) != (chosen == "openai"):
-            raise UsageError("--base-url needs --backend openai" if base_url is not None
-                             else "--backend openai needs --base-url URL")
-        if chosen != "openai" and tokenizer is not None:
-            raise UsageError("--tokenizer is for --backend openai (other backends use --model's)")
-        if chosen == "openai" and (tensor_parallel_size != 1 or engine_args or device != "auto"
-                                   or dtype != "auto"):
-            raise UsageError("--tensor-parallel-size, --vllm-arg, --device and --dtype are the "
-                             "server's business with --backend openai")
-        if chosen == "openai" and max_prompt_tokens is not None and tokenizer is None:
-            raise UsageError("--max-prompt-tokens with --backend openai needs --tokenizer DIR")
-        if chosen == "hf" and (tensor_parallel_size != 1 or engine_args):
-            flag = "--tensor-parallel-size" if tensor_parallel_size != 1 else "--vllm-arg"
-            raise UsageError(f"{flag} needs --backend vllm")
-        if chosen == "vllm" and device != "auto":
-            raise UsageError("--device is for --backend hf; vLLM places the model itself")
-        if params.greedy and n > 1:
-            say(f"rlscale rollout: warning: --temperature 0 is greedy decoding; the {n} samples "
-                "of each problem will be identical", quiet)
-        warn_if_waiting_on_tty(inputs, quiet)
-
-        engine = None
-        if chosen == "openai":  # cheap to start, and what it serves identifies the weights
-            engine = _make_openai(base_url, model, params, chat_template=chat_template,
-                                  lora=lora, tokenizer=tokenizer, logprobs=logprobs,
-                                  concurrency=concurrency, max_retries=max_retries,
-                                  request_timeout=request_timeout, expect_step=expect_step,
-                                  api_key_env=api_key_env, quiet=quiet)
-            weights = _served_identity(engine)
-        else:
-            _check_model_path(model)
-            from rlscale.engines.fingerprint import weights_fingerprint
-
-            weights = weights_fingerprint(model, lora)
-        resume_state = (_load_resume(output, params, chat_template, weights, quiet) if resume
-                        else None)
-        if engine is None:
-            engine = _make_engine(chosen, model, params, chat_template=chat_template, lora=lora,
-                                  device=device, dtype=dtype,
-                                  tensor_parallel_size=tensor_parallel_size,
-                                  engine_args=engine_args, logprobs=logprobs)
-        describe = getattr(engine, "describe", None)
-        extra = {"chat_template": chat_template, "lora": lora, "weights": weights,
-                 **(describe() if describe is not None else {})}
-        keep_ids = token_ids and (chosen != "openai" or tokenizer is not None)
-        stats = PlanStats()
-        started = time.perf_counter()
-        n_samples = n_tokens = 0
-        with open_rejects(rejects, skip_invalid) as rejects_file:
-            reader = RecordReader(inputs, skip_invalid=skip_invalid, rejects=rejects_file,
-                                  input_format=input_format, wide=wide)
-            problems = plan_problems(reader, params=params, encode=engine.encode_prompt,
-                                     invalid=reader.invalid, shard=shard_spec, resume=resume_state,
-                                     context_length=engine.context_length,
-                                     max_prompt_tokens=max_prompt_tokens, stats=stats)
-            records = rollout_records(
-                problems, engine, params, model=model, keep_token_ids=keep_ids,
-                batch_size=batch_size or DEFAULT_BATCH[chosen], extra=extra)
-            try:
-                with _open_writer(output, append=resume, source=reader) as writer:
-                    for record in progress(records, description="sampling", quiet=quiet):
-                        writer.write(record)
-                        n_samples += 1
-                        n_tokens += record["n_completion_tokens"]
-            finally:
-                close = getattr(engine, "close", None)
-                if close is not None:
-                    close()
-        seconds = time.perf_counter() - started
-        done = f", {stats.complete} already complete" if resume_state is not None else ""
-        say(f"rlscale rollout: {stats.planned} problems, {n_samples} samples, {n_tokens} "
-            f"completion tokens in {seconds:.1f} s ({n_tokens / max(seconds, 1e-9):.0f} tokens/s, "
-            f"{chosen}){done}", quiet)
-        report_skipped(NAME, reader.n_skipped, rejects, quiet)
-
-    handle_errors(NAME, debug, body, quiet=quiet)
-
-
-DEFAULT_BATCH = {"hf": 8, "vllm": 512, "openai": 256}
-
-
-def _check_model_path(model: str) -> None:
-    from rlscale.core.errors import RlscaleError
-
-    if not os.path.isdir(model) and (os.sep in model or model.startswith(".")):
-        raise RlscaleError(f"--model {model}: no such directory")
-
-
-def _make_openai(base_url, model, params, *, api_key_env: str, quiet: bool, **kwargs):
-    from rlscale.core.errors import UsageError
-    from rlscale.engines.openai_rollout import OpenAIRollout
-
-    api_key = os.environ.get(api_key_env)
-    if api_key is None and api_key_env != "OPENAI_API_KEY":
-        raise UsageError(f"--api-key-env {api_key_env}: the variable is not set")
-    engine = OpenAIRollout(base_url, model, params, api_key=api_key,
-                           tokenizer_dir=kwargs.pop("tokenizer"), **kwargs)
-    if engine.seed_status == "no":
-        say("rlscale rollout: warning: the server ignores 'seed' (the same seed gave different "
-            "samples); samples are not reproducible and records say seed_honoured: no", quiet)
-    return engine
-
-
-def _served_identity(engine) -> str:
-    """What identifies the served weights: the served name and where it is served from."""
-    import hashlib
-
-    root = engine.served.get("root") or ""
-    text = f"openai\x00{engine.model}\x00{root}"
-    if root and os.path.isdir(root):
-        from rlscale.engines.fingerprint import weights_fingerprint
-
-        text += "\x00" + weights_fingerprint(root)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _choose_backend(requested: str) -> str:
-    import importlib.util
-
-    from rlscale.core.sampling import choose_backend
-
-    if requested in ("hf", "openai"):
-        if requested == "openai":
-            return "openai"
-        return choose_backend(requested, vllm_installed=False, gpu_available=False)
-    vllm_installed = importlib.util.find_spec("vllm") is not None
-    gpu = False
-    if vllm_installed:
-        import torch
-
-        gpu = torch.cuda.is_available()
-    if requested == "auto" and vllm_installed and gpu:
-        from rlscale.core.errors import RlscaleError
-        from rlscale.engines.vllm_rollout import import_vllm
-
-        try:
-            import_vllm()  # "auto" means: vLLM if it actually imports
-        except RlscaleError as exc:
-            say(f"rlscale rollout: warning: {exc}; using --backend hf")
-            vllm_installed = False
-    return choose_backend(requested, vllm_installed=vllm_installed, gpu_available=gpu)
-
-
-def _make_engine(backend: str, model: str, params, *, chat_template: bool, lora: str | None,
-                 device: str, dtype: str, tensor_parallel_size: int, engine_args: dict,
-                 logprobs: bool):
-    if backend == "vllm":
-        from rlscale.engines.vllm_rollout import VllmRollout
-
-        return VllmRollout(model, params, chat_template=chat_template, lora=lora, dtype=dtype,
-                           tensor_parallel_size=tensor_parallel_size, engine_args=engine_args,
-                           logprobs=logprobs)
-    from rlscale.engines.hf_rollout import HfRollout
-
-    return HfRollout(model, params, chat_template=chat_template, lora=lora, device=device,
-                     dtype=dtype, logprobs=logprobs)
-
-
-def _load_resume(output: str, params, chat_template: bool, weights: str, quiet: bool):
-    """Read what ``output`` already holds (after dropping a partial last line).
-
-    The backend may change between runs (samples of either backend are samples of the same
-    policy); the seed, the sampling parameters, the prompt rendering and the weights (their
-    fingerprint, :mod:`rlscale.engines.fingerprint`) may not.
-    """
-    from rlscale.io.jsonl import RecordReader
-    from rlscale.core.sampling import ResumeState
-
-    state = ResumeState(seed=params.seed,
-                        sampling={**params.describe(), "chat_template": chat_template,
-                                  "weights": weights})
-    if not os.path.exists(output):
-        return state
-    dropped = drop_partial_last_line(output)
-    if dropped:
-        say(f"rlscale rollout: {output}: dropped a partial last line ({dropped} bytes) left by an "
-            "interrupted run", quiet)
-    for record, where in RecordReader([output]):
-        state.add(record, where.source, where.line)
-    complete, partial = state.summary(params.n)
-    say(f"rlscale rollout: resuming {output}: {state.n_records} samples, {complete} problems "
-        f"complete, {partial} partial", quiet)
-    return state
-
-
-def drop_partial_last_line(path: str) -> int:
-    """Truncate ``path`` after its last newline; return how many bytes were removed.
-
-    A run killed mid-write can leave half a JSON line; appending after it would corrupt the next
-    record too.
-    """
-    with open(path, "rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        position = size
-        block = 1 << 16
-        while position > 0:
-            start = max(0, position - block)
-            handle.seek(start)
-            chunk = handle.read(position - start)
-            newline = chunk.rfind(b"\n")
-            if newline != -1:
-                keep = start + newline + 1
-                break
-            position = start
-        else:
-            keep = 0
-        if keep < size:
-            handle.truncate(keep)
-        return size - keep
-
-
-class _AppendWriter:
-    """Appends records to a file and flushes each one, so an interrupted run keeps them.
-
-    On success it ends the file with the end-of-stream record, counting the records since the
-    file's last one (the earlier, interrupted runs' samples are part of this batch).
-    """
-
-    def __init__(self, path: str, source=None):
-        from rlscale.io.jsonl import dumps, records_since_end
-
-        self._dumps = dumps
-        self._source = source
-        self._count = records_since_end(path) if os.path.exists(path) else 0
-        self._handle: IO[bytes] = open(path, "ab")
-
-    def write(self, record) -> None:
-        self._handle.write(self._dumps(record))
-        self._handle.flush()
-        self._count += 1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        from rlscale.io.jsonl import END_KEY, end_records_enabled
-
-        if exc_type is None and self._count and end_records_enabled() and not (
-                self._source is not None and self._source.problems):
-            self._handle.write(self._dumps({END_KEY: {"tool": NAME, "records": self._count}}))
-        self._handle.close()
-
-
-def _open_writer(output: str | None, *, append: bool, source=None):
-    from rlscale.io.jsonl import RecordWriter
-
-    if append and output not in (None, "-"):
-        directory = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(directory):
-            from rlscale.core.errors import RlscaleError
-
-            raise RlscaleError(f"{output}: directory {directory} does not exist")
-        return _AppendWriter(output, source)
-    return RecordWriter(output, tool=NAME, source=source)
-
+    if resume and ctx.output in (None, "-"):
+        raise UsageError("--resume needs -o FILE (the output file to continue)")
+    reader = ctx.reader()
+    earlier = None
+    if resume and os.path.exists(ctx.output):
+        earlier = AppendedRecords(ctx.output, dropped=lambda size: ctx.say(
+            f"rlscale rollout: {ctx.output}: dropped a partial last line ({size} bytes) left by "
+            "an interrupted run"))
+    samples = rollout(reader, **options, resume=earlier,
+                      log=lambda message: ctx.say(f"rlscale rollout: {message}"))
+    try:
+        samples.start()  # options checked and the model loaded before any output file opens
+    except OptionError as exc:
+        raise UsageError(exc.with_flag(SAMPLING_FLAGS)) from None
+    with samples, (AppendWriter(ctx.output, tool=NAME, source=reader) if resume
+                   else ctx.writer(source=reader)) as writer:
+        for record in progress(samples, description="sampling", quiet=ctx.quiet):
+            writer.write(record)
+    seconds = time.perf_counter() - samples.started
+    tokens = samples.n_completion_tokens
+    done = f", {samples.plan.complete} already complete" if resume else ""
+    ctx.say(f"rlscale rollout: {samples.plan.planned} problems, {samples.n_samples} samples, "
+            f"{tokens} completion tokens in {seconds:.1f} s ({tokens / max(seconds, 1e-9):.0f} "
+            f"tokens/s, {samples.backend}){done}")

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from rlscale.core.errors import RecordError, UsageError
+from rlscale.core.errors import OptionError, RecordError, UsageError
 from rlscale.core.identity import prompt_key
 from rlscale.core.prompts import check_prompt
 from rlscale.io.jsonl import json_type_name
@@ -49,6 +49,31 @@ LOGPROBS_DOC = (
 
 # --- sampling parameters ---------------------------------------------------------------------
 
+SAMPLING_FLAGS = {"n": "-n"}  # the command's flag for a parameter, where it is not --name
+
+
+def check_sampling(n: int, temperature: float, top_p: float, top_k: int, max_tokens: int,
+                   seed: int) -> None:
+    """Refuse bad sampling parameters with :class:`OptionError` naming the parameter.
+
+    >>> check_sampling(0, 1.0, 1.0, -1, 16, 0)
+    Traceback (most recent call last):
+    ...
+    rlscale.core.errors.OptionError: n must be at least 1, got 0
+    """
+    if n < 1:
+        raise OptionError("n", f"must be at least 1, got {n}")
+    if not temperature >= 0 or temperature == float("inf"):
+        raise OptionError("temperature", f"must be a finite number >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise OptionError("top_p", f"must be in (0, 1], got {top_p}")
+    if top_k < -1:
+        raise OptionError("top_k", f"must be -1 (off) or a positive integer, got {top_k}")
+    if max_tokens < 1:
+        raise OptionError("max_tokens", f"must be at least 1, got {max_tokens}")
+    if seed < 0:
+        raise OptionError("seed", f"must be >= 0, got {seed}")
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -67,20 +92,13 @@ class SamplingParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UsageError(f"-n must be at least 1, got {self.n}")
-        if not self.temperature >= 0 or self.temperature == float("inf"):
-            raise UsageError(f"--temperature must be a finite number >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.top_k == 0:
             object.__setattr__(self, "top_k", -1)  # 0 and -1 both mean "off"
-        if self.top_k < -1:
-            raise UsageError(f"--top-k must be -1 (off) or a positive integer, got {self.top_k}")
-        if self.max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
-        if self.seed < 0:
-            raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        try:
+            check_sampling(self.n, self.temperature, self.top_p, self.top_k, self.max_tokens,
+                           self.seed)
+        except OptionError as exc:
+            raise UsageError(exc.with_flag(SAMPLING_FLAGS)) from None
 
     @property
     def greedy(self) -> bool:

@@ -63,3 +63,13 @@ def weights_fingerprint(*directories: str | None) -> str:
                 with open(path, "rb") as handle:
                     digest.update(handle.read())
     return digest.hexdigest()[:16]
+
+
+def served_fingerprint(model: str, root: str | None) -> str:
+    """16 hex digits identifying what a server serves: the served name, where it is served from
+    (``root`` in its model list) and, when that is a local directory, its weights' fingerprint.
+    """
+    text = f"openai\x00{model}\x00{root or ''}"
+    if root and os.path.isdir(root):
+        text += "\x00" + weights_fingerprint(root)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
