@@ -93,6 +93,7 @@ def command(
             writer.write(first)
         for record in scored:
             writer.write(record)
+    ctx.report_skipped()
     total = sum(counts.values())
     if total:
         shown = ", ".join(f"{verdict} {n}" for verdict, n in counts.items() if n)
