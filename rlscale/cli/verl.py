@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rlscale.cli._shared import DebugOpt, OutputOpt, QuietOpt, handle_errors, say
+from rlscale.cli._command import Context, tool
 
 NAME = "verl"
 HELP = (
@@ -30,7 +30,9 @@ EPILOG = (
 _P = " (paper: {})"
 
 
+@tool(NAME, shared=("output", "quiet", "debug"))
 def command(
+    ctx: Context,
     action: Annotated[str, typer.Argument(help="launch", metavar="ACTION")],
     policy: Annotated[str, typer.Option("--policy", help="Model VeRL starts from: a local "
                                         "directory (made absolute) or a hub id (kept).")],
@@ -124,36 +126,29 @@ def command(
                       ] = "paper",
     seed: Annotated[int | None, typer.Option("--seed", help="data.seed (prompt order).")
                     ] = None,
-    output: OutputOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
-    def body() -> None:
-        from rlscale.cli._shared import check_choice
-        from rlscale.io.jsonl import RecordWriter
-        from rlscale.integrations.verl_launch import LaunchOptions, launch
+    from rlscale.cli._shared import check_choice
+    from rlscale.integrations.verl_launch import LaunchOptions, launch
 
-        check_choice(action, ("launch",), "ACTION")
-        result = launch(LaunchOptions(
-            policy=policy, train_files=list(train_files or []), val_files=list(val_files or []),
-            train_batch_size=train_batch_size, group_size=group_size, mini_batches=mini_batches,
-            micro_batch_size=micro_batch_size,
-            max_tokens_per_micro_batch=max_tokens_per_micro_batch, lr=lr,
-            weight_decay=weight_decay, max_grad_norm=max_grad_norm, clip_low=clip,
-            clip_high=clip_high, dual_clip=dual_clip, kl_coef=kl_coef, kl=kl, loss_agg=loss_agg,
-            loss_scale=loss_scale, entropy_coef=entropy_coef, std=std, temperature=temperature,
-            val_temperature=val_temperature, val_n=val_n, shuffle=shuffle, lora=lora,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            lora_target=lora_target, gradient_checkpointing=gradient_checkpointing,
-            max_prompt_length=max_prompt_length, max_response_length=max_response_length,
-            rollout_engine=rollout_engine, tensor_parallel=tensor_parallel,
-            n_gpus_per_node=n_gpus_per_node, nnodes=nnodes, total_epochs=total_epochs,
-            total_training_steps=total_training_steps, test_freq=test_freq,
-            save_freq=save_freq, project=project, experiment=experiment, grader=grader,
-            seed=seed))
-        with RecordWriter(output, tool=NAME) as writer:
-            writer.write(result)
-        for caveat in result["caveats"]:
-            say(f"rlscale {NAME}: note: {caveat}", quiet)
-
-    handle_errors(NAME, debug, body)
+    check_choice(action, ("launch",), "ACTION")
+    result = launch(LaunchOptions(
+        policy=policy, train_files=list(train_files or []), val_files=list(val_files or []),
+        train_batch_size=train_batch_size, group_size=group_size, mini_batches=mini_batches,
+        micro_batch_size=micro_batch_size,
+        max_tokens_per_micro_batch=max_tokens_per_micro_batch, lr=lr,
+        weight_decay=weight_decay, max_grad_norm=max_grad_norm, clip_low=clip,
+        clip_high=clip_high, dual_clip=dual_clip, kl_coef=kl_coef, kl=kl, loss_agg=loss_agg,
+        loss_scale=loss_scale, entropy_coef=entropy_coef, std=std, temperature=temperature,
+        val_temperature=val_temperature, val_n=val_n, shuffle=shuffle, lora=lora,
+        lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        lora_target=lora_target, gradient_checkpointing=gradient_checkpointing,
+        max_prompt_length=max_prompt_length, max_response_length=max_response_length,
+        rollout_engine=rollout_engine, tensor_parallel=tensor_parallel,
+        n_gpus_per_node=n_gpus_per_node, nnodes=nnodes, total_epochs=total_epochs,
+        total_training_steps=total_training_steps, test_freq=test_freq,
+        save_freq=save_freq, project=project, experiment=experiment, grader=grader,
+        seed=seed))
+    with ctx.writer() as writer:
+        writer.write(result)
+    for caveat in result["caveats"]:
+        ctx.say(f"rlscale {NAME}: note: {caveat}")
