@@ -140,3 +140,11 @@ def test_command_defaults_are_the_api_defaults():
     assert own == [name for name in api if name not in ("records", "log", "progress")]
     for name in own:
         assert command[name].default == api[name].default, name
+
+
+def test_doctests():
+    import doctest
+
+    import rlscale.api.grpo_step as module
+
+    assert doctest.testmod(module).failed == 0

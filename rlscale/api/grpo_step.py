@@ -65,14 +65,15 @@ def grpo_step(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
-) -> Any:
+) -> dict[str, Any] | Iterator[dict[str, Any]] | None:
     """One GRPO training step of ``policy`` on scored rollouts; the updated checkpoint goes to
     ``out`` (which may be ``policy``) and the step's metrics record is returned.
 
     Records: ``prompt_id``, ``reward``, token ids ``prompt_ids``/``completion_ids`` (or the
     ``prompt``/``completion`` text, tokenised as ``rollout`` rendered it) and optionally
     ``sample_idx`` and ``old_logprobs``; all of them are read before the model is loaded, and a
-    step needs the whole batch (an input that ends early is refused). No records: no step, the
+    step needs the whole batch (a :class:`~rlscale.io.jsonl.RecordReader` whose input ended
+    early is refused). No records: no step, the
     checkpoints are untouched, and None is returned. The options are the command's (``rlscale
     grpo-step --help``); ``ref`` is required when ``kl_coef > 0``; ``dual_clip`` and
     ``max_grad_norm`` are off at 0.
