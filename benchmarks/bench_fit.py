@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from rlscale.io.jsonl import Where
 from rlscale.core.laws.data import DataSpec, build_dataset
 from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law
 from rlscale.core.laws.forms import get_law, saturating_k
 from rlscale.core.laws.pipeline import FitRequest, run_fit
 from rlscale.core.laws.synthetic import paper_base_c_records
+from rlscale.io.jsonl import Where
 
 N_BOOTSTRAP = 200
 
@@ -123,8 +123,9 @@ def real_curves() -> None:
     and `fit --compare` of four laws on them (the issue's bar: under 5 s)."""
     from rlscale.core.laws.compare import DEFAULT_COMPARE, compare_laws
     from rlscale.core.laws.paper import load_example
+    from rlscale.io.curves import paper_curves
 
-    dataset = load_example("paper-base")
+    dataset = load_example(paper_curves(), "paper-base")
     pts = dataset.points()
     linear = FitOptions(space="linear")
     arrays = arrays_from_points(pts.x, pts.y, pts.gidx, dataset.n_values, linear)

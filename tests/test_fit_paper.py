@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from rlscale.core.laws.paper import TABLE6, curves_path, table6
+from rlscale.core.laws.paper import TABLE6, table6
+from rlscale.io.curves import curves_path, paper_curves
 from tests.conftest import run_inprocess
 
 REPRODUCED = [key for key in TABLE6 if not (key[0] == "paper-instruct" and key[2] == "inter")]
@@ -32,7 +33,7 @@ def test_curves_are_package_data_with_the_documented_shape():
 
 @pytest.fixture(scope="module")
 def rows():
-    return {(r["example"], "E" if r["x"] == "D" else r["x"], r["scenario"]): r for r in table6()}
+    return {(r["example"], "E" if r["x"] == "D" else r["x"], r["scenario"]): r for r in table6(paper_curves())}
 
 
 @pytest.mark.parametrize("key", REPRODUCED, ids=["-".join(k) for k in REPRODUCED])
@@ -78,7 +79,7 @@ def test_example_refuses_input_files(tmp_path):
 def test_table7_decomposition_under_the_paper_protocol():
     from rlscale.core.laws.paper import table7
 
-    out = table7()
+    out = table7(paper_curves())
     assert round(out["r2"], 3) == 0.995
     for key, row in out["groups"].items():
         # within 20 % of the paper's D_0 and 23 % of its lambda (the paper's global

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlscale.core.errors import UsageError
-from rlscale.core.laws.data import Filter, group_key, parse_size, parse_where, same_group
+from rlscale.core.identity import label as group_key
+from rlscale.core.laws.data import Filter, parse_size, parse_where, same_group
 from rlscale.core.laws.fit import huber, point_weights
 from rlscale.core.laws.forms import (
-    LAWS,
     LN10,
     decomposition_loss,
     decomposition_slope_at_d0,
@@ -22,6 +22,7 @@ from rlscale.core.laws.forms import (
     sigmoid_pass_rate,
 )
 from rlscale.core.laws.model import interpolate_in_log_n
+from rlscale.core.laws.registry import LAWS
 
 sizes = st.floats(min_value=1e6, max_value=1e13)
 positive = st.floats(min_value=1e-3, max_value=10.0)
@@ -196,7 +197,8 @@ def test_every_law_is_declared_with_citation_bounds_and_a_predict_function():
         get_law("loglinear", intercept="saturating")
 
 
-@pytest.mark.parametrize("module", ["data", "fit", "forms", "model", "synthetic", "uncertainty"])
+@pytest.mark.parametrize("module", ["data", "fit", "forms", "model", "registry", "synthetic",
+                                    "uncertainty"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -148,7 +148,8 @@ def test_transfer_plot_is_written_atomically(tmp_path, monkeypatch):
     import matplotlib.image
     from matplotlib.figure import Figure
 
-    from rlscale.core.laws.transfer import TransferError, run_transfer
+    from rlscale.api.fit import transfer as run_transfer
+    from rlscale.core.laws.transfer import TransferError
 
     records = [{"data_source": name, "N": n, "C": 10.0 ** (20 + step), "loss": 0.5 + 0.01 * step}
                for name in ("a", "b") for n in (5e8, 7e9) for step in range(4)]

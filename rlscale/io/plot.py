@@ -1,12 +1,14 @@
-"""Figures of a fit: data and fitted curves per group (log-log), and k(N) for the saturating law.
+"""Figures of a fit: data and fitted curves per group (log-log), and k(N) for the saturating law;
+and the transfer study's panels (one per benchmark).
 
-matplotlib is imported inside :func:`plot_fit` (the Agg backend, no display needed), so importing
+matplotlib is imported inside :func:`plot_fit` and :func:`plot_transfer` (the Agg backend, no display needed), so importing
 this module costs nothing. Figures are rendered in memory and written by :func:`save_figure`
 through the one atomic writer, so a failed plot never leaves half an image at its path.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
@@ -162,3 +164,42 @@ def _short(key: str) -> str:
         if v >= scale:
             return f"{v / scale:g}{unit}"
     return f"{v:g}"
+
+
+def plot_transfer(path: str, data: Mapping[str, Mapping[Any, tuple[list[float], list[float]]]],
+                  rows: Sequence[Mapping[str, Any]], *, x_label: str, y_label: str,
+                  group: str = "N") -> None:
+    """Figures 8-10 layout: one panel per benchmark, one curve per size, loss vs compute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlscale.core.laws.transfer import sort_key
+
+    names = sorted(data)
+    columns = min(3, len(names)) or 1
+    n_rows = math.ceil(len(names) / columns) or 1
+    fig, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 3.4 * n_rows),
+                             squeeze=False)
+    pooled = {row["benchmark"]: row for row in rows if row[group] is None}
+    for ax, name in zip(axes.flat, names, strict=False):
+        sizes = sorted(data[name], key=sort_key)
+        colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(1, len(sizes))))
+        for color, size in zip(colors, sizes, strict=True):
+            xs, ys = data[name][size]
+            label = f"{group}={size:g}" if isinstance(size, int | float) else f"{group}={size}"
+            ax.plot(xs, ys, "o-", color=color, markersize=3, linewidth=1.2, label=label)
+        ax.set_xscale("log")
+        row = pooled[name]
+        slope = row["slope_per_decade"]
+        ax.set_title(f"{name}\n{row['verdict']}"
+                     + ("" if slope is None else f", {slope:+.3f}/10x"), fontsize=9)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)

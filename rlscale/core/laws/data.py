@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.errors import OptionError, RlscaleError
+from rlscale.core.identity import label
 from rlscale.io.jsonl import Where, check_fields
 
 # --- group values ---------------------------------------------------------------------------
@@ -54,21 +55,6 @@ def parse_size(value: Any) -> float | None:
             number, suffix = tokens[0]
             return float(number) * _SIZE_SUFFIX[suffix.lower()]
     return None
-
-
-def group_key(value: Any) -> str:
-    """Stable string key of a group value, used in the output's per-group objects.
-
-    >>> group_key(7e9), group_key(7000000000), group_key(0.5), group_key("7B"), group_key(2)
-    ('7000000000', '7000000000', '0.5', '7B', '2')
-    """
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e18:
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return str(value)
 
 
 def same_group(key: str, value: Any) -> bool:
@@ -126,18 +112,18 @@ def parse_where(expression: str) -> Filter:
     >>> parse_where("oops")
     Traceback (most recent call last):
     ...
-    rlscale.core.errors.UsageError: --where 'oops': expected FIELD=VALUE (or !=, <, <=, >, >=)
+    rlscale.core.errors.OptionError: where 'oops': expected FIELD=VALUE (or !=, <, <=, >, >=)
     """
     match = _WHERE_RE.match(expression)
     if not match or not match.group(3):
-        raise UsageError(f"--where {expression!r}: expected FIELD=VALUE (or !=, <, <=, >, >=)")
+        raise OptionError("where", f"{expression!r}: expected FIELD=VALUE (or !=, <, <=, >, >=)")
     field_name, op, value = match.groups()
     if value[0] in "<>=!":  # 'N>>5', 'N=>5': a mistyped operator would match nothing
-        raise UsageError(f"--where {expression!r}: cannot read the operator; expected one of "
-                         f"= != < <= > >=")
+        raise OptionError("where", f"{expression!r}: cannot read the operator; expected one "
+                          f"of = != < <= > >=")
     if op in ("<", "<=", ">", ">=") and parse_size(value) is None:
-        raise UsageError(f"--where {expression!r}: {op} compares numbers, and {value!r} is "
-                         f"not one")
+        raise OptionError("where", f"{expression!r}: {op} compares numbers, and {value!r} is "
+                          f"not one")
     return Filter(field_name, op, value)
 
 
@@ -327,7 +313,7 @@ def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpe
             counts["invalid"] += 1
             invalid(where, problem)
             continue
-        key = group_key(raw_group)
+        key = label(raw_group)
         if spec.numeric_groups:  # "7B" and 7e9 are the same model size: one group
             key = size_keys.setdefault(parse_size(raw_group), key)
         group_raw.setdefault(key, raw_group)
@@ -422,7 +408,7 @@ def split_by_fraction(dataset: Dataset, fraction: float) -> tuple[Dataset, Datas
     first 30 % of steps, predict the rest).
     """
     if not 0.0 < fraction < 1.0:
-        raise UsageError(f"--fit-fraction must be between 0 and 1 (exclusive), got {fraction:g}")
+        raise OptionError("fit_fraction", f"must be between 0 and 1 (exclusive), got {fraction:g}")
     cut = []
     for g in range(dataset.n_groups):
         steps = np.unique(np.concatenate([c.align for c in dataset.curves if c.group == g]))

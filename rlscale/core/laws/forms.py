@@ -4,7 +4,8 @@ A :class:`Law` lists its parameters (:class:`Param`: bounds, starting grid, whet
 one value per group), a vectorised ``predict`` function, an optional ``profile`` that gives good
 starting values for the parameters that are cheap to solve for, and the paper and equation it
 comes from. The fitter (:mod:`rlscale.core.laws.fit`) knows nothing about any particular law, so
-adding one means writing one more factory below and listing it in :data:`LAWS`.
+adding one means writing a factory (here or in a module of its own) and one line in
+:mod:`rlscale.core.laws.registry` (``docs/extending-laws.md``).
 
 Symbols (Tan et al. 2025, arXiv 2509.25300, "T25"):
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from rlscale.core.errors import OptionError
 
 LN10 = math.log(10.0)
 N_REF = 1e9  # reference size for the log-linear intercept trend, so E_ref is E at 1B parameters
@@ -156,17 +159,17 @@ class Law:
         for name in values:
             if name not in names:
                 per = " (it is per group)" if any(p.name == name for p in self.params) else ""
-                raise ValueError(f"--fix {name}: not a global parameter of the '{self.name}' "
-                                 f"law{per}; its global parameters are {', '.join(sorted(names))}")
+                raise OptionError("fix", f"{name}: not a global parameter of the '{self.name}' "
+                                  f"law{per}; its global parameters are {', '.join(sorted(names))}")
         params = []
         for p in self.params:
             if p.name in values:
                 v = float(values[p.name])
                 lo, hi = p.lower, p.upper
                 if not callable(lo) and not callable(hi) and not lo <= v <= hi:
-                    raise ValueError(f"--fix {p.name}={v:g}: outside its bounds [{lo:g}, {hi:g}]")
+                    raise OptionError("fix", f"{p.name}={v:g}: outside its bounds [{lo:g}, {hi:g}]")
                 if p.log_scale and v <= 0:
-                    raise ValueError(f"--fix {p.name}={v:g}: must be > 0")
+                    raise OptionError("fix", f"{p.name}={v:g}: must be > 0")
                 span = 1e-12 * max(1.0, abs(v))
                 p = dataclasses.replace(p, lower=v - span if not p.log_scale else v * (1 - 1e-12),
                                         upper=v + span if not p.log_scale else v * (1 + 1e-12),
@@ -578,16 +581,6 @@ def _import_factory(spec: str) -> Callable[..., Law]:
         raise ValueError(f"cannot load law {spec!r}: {exc}") from None
 
 
-LAWS: dict[str, Callable[..., Law]] = {
-    "loglinear": loglinear_law,
-    "saturating": saturating_law,
-    "decomposition": decomposition_law,
-    "sigmoid": sigmoid_law,
-    "reuse": reuse_law,
-    "efficiency": efficiency_law,
-}
-
-
 def get_law(name: str, **options: str) -> Law:
     """Build a law by name; options (e.g. ``intercept``) go to its factory.
 
@@ -597,10 +590,12 @@ def get_law(name: str, **options: str) -> Law:
     >>> get_law("saturating", intercept="loglinear-in-N").options
     {'intercept': 'loglinear-in-N'}
     """
+    from rlscale.core.laws.registry import LAWS
+
     if ":" in name:
         factory = _import_factory(name)
     elif name in LAWS:
-        factory = LAWS[name]
+        factory = LAWS[name].load()
     else:
         raise ValueError(f"unknown law {name!r}; expected one of {', '.join(LAWS)} "
                          f"or module:function")

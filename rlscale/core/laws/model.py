@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rlscale.core.laws.data import group_key, parse_size, same_group
+from rlscale.core.identity import label
+from rlscale.core.laws.data import parse_size, same_group
 from rlscale.core.laws.fit import expand
 from rlscale.core.laws.forms import LN10, Law, get_law
 
@@ -74,7 +75,7 @@ class FittedLaw:
     # --- groups --------------------------------------------------------------------------
 
     def find_group(self, value: Any) -> int | None:
-        key = group_key(value)
+        key = label(value)
         if key in self.keys:
             return self.keys.index(key)
         for i, k in enumerate(self.keys):
@@ -97,10 +98,10 @@ class FittedLaw:
             if not p.interpolable or n is None or n <= 0:
                 why = ("it has its own " + ", ".join(q.name for q in self.law.group_params)
                        + " per group") if not p.interpolable else "it is not a model size"
-                raise ValueError(f"group {group_key(group)!r} is not in the fit and the "
+                raise ValueError(f"group {label(group)!r} is not in the fit and the "
                                  f"'{self.law.name}' law cannot predict a new group ({why})")
             if len(self.keys) < 2:
-                raise ValueError(f"group {group_key(group)!r} is not in the fit; interpolating "
+                raise ValueError(f"group {label(group)!r} is not in the fit; interpolating "
                                  f"{p.name} in log N needs at least 2 fitted groups")
             out[p.name] = interpolate_in_log_n(self.n_values, np.asarray(values[p.name]), n,
                                                log_values=p.log_scale)
@@ -118,7 +119,7 @@ class FittedLaw:
         gidx = np.empty(len(groups), dtype=int)
         reps: list[Any] = []
         for i, g in enumerate(groups):
-            key = group_key(g)
+            key = label(g)
             if key not in uniq:
                 uniq[key] = len(reps)
                 reps.append(g)

@@ -1,6 +1,7 @@
 """The paper's own learning curves, shipped with rlscale, and the protocols of its Table 6.
 
-``rlscale/data/qwen2.5_base_instruct_curves.csv`` holds the Qwen2.5 Base and Instruct test-loss
+``rlscale/data/qwen2.5_base_instruct_curves.csv`` (read by :func:`rlscale.io.curves.paper_curves`;
+the functions here take its records, so they do no file I/O) holds the Qwen2.5 Base and Instruct test-loss
 curves of Tan et al. (2025) read back from the vector figures of the paper's repository (see
 ``rlscale/data/README.md`` for provenance). :func:`reproduce` fits one row of Table 6 the way
 the paper's code did (saturating law, linear-space objective, group-equal weights):
@@ -16,10 +17,11 @@ six Base and Instruct-intra rows; the two Instruct-inter rows are not reproduced
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from rlscale.core.errors import OptionError, RlscaleError
 from rlscale.core.laws.data import Dataset, DataSpec, build_dataset, parse_where
 from rlscale.core.laws.fit import FitOptions
 from rlscale.core.laws.forms import get_law
@@ -55,14 +57,9 @@ TABLE6: dict[tuple[str, str, str], tuple[float, float, float]] = {
 SCENARIOS = ("intra", "inter")
 
 
-def curves_path() -> str:
-    """File system path of the shipped CSV (installed package data)."""
-    return str(resources.files("rlscale").joinpath("data", CURVES_FILE))
-
-
 def example(name: str) -> Example:
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; expected one of {', '.join(EXAMPLES)}")
+        raise OptionError("example", f"{name!r}: expected one of {', '.join(EXAMPLES)}")
     return EXAMPLES[name]
 
 
@@ -71,38 +68,43 @@ def example_where(name: str) -> str:
     return f"variant={example(name).variant}"
 
 
-def load_example(name: str, *, x: str = "C", y: str = "L", where: tuple[str, ...] = (),
-                 ending_clip: int = 0) -> Dataset:
-    """The curves of one example as a fit dataset (group N, aligned by step)."""
-    from rlscale.io.jsonl import RecordReader
+Curves = Iterable[Mapping[str, Any]]  # the shipped file's records (rlscale.io.curves)
 
+
+def _refuse(where: Any, message: str) -> None:
+    raise RlscaleError(f"{CURVES_FILE}:{where}: {message}")
+
+
+def load_example(curves: Curves, name: str, *, x: str = "C", y: str = "L",
+                 where: tuple[str, ...] = (), ending_clip: int = 0) -> Dataset:
+    """The curves of one example as a fit dataset (group N, aligned by step)."""
     filters = tuple(parse_where(w) for w in (example_where(name), *where))
     spec = DataSpec(x=x, y=y, group="N", run=None, where=filters, ending_clip=ending_clip)
-    reader = RecordReader([curves_path()])
-    return build_dataset(reader, spec, reader.invalid)
+    return build_dataset(((dict(r), i) for i, r in enumerate(curves, 1)), spec, _refuse)
 
 
-def reproduce(name: str, x: str = "C", scenario: str = "intra"):
+def reproduce(curves: Curves, name: str, x: str = "C", scenario: str = "intra"):
     """Fit one Table 6 row; returns the :class:`~rlscale.core.laws.pipeline.FitOutcome`."""
     from rlscale.core.laws.pipeline import FitRequest, run_fit
 
     if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; expected intra or inter")
+        raise OptionError("scenario", f"{scenario!r}: expected intra or inter")
     ex = example(name)
-    dataset = load_example(name, x=x, ending_clip=ex.intra_ending_clip if scenario == "intra"
-                           else 0)
+    dataset = load_example(curves, name, x=x,
+                           ending_clip=ex.intra_ending_clip if scenario == "intra" else 0)
     request = FitRequest(get_law("saturating"), FitOptions(space="linear"),
                          holdout=["72e9"] if scenario == "inter" else ())
     return run_fit(dataset, request)
 
 
-def table6(names: tuple[str, ...] = tuple(EXAMPLES)) -> list[dict[str, Any]]:
+def table6(curves: Curves, names: tuple[str, ...] = tuple(EXAMPLES)) -> list[dict[str, Any]]:
     """Every Table 6 row of ``names``: the paper's numbers beside rlscale's."""
+    curves = list(curves)
     rows = []
     for (name, x, scenario), (k_paper, n0_paper, r2_paper) in TABLE6.items():
         if name not in names:
             continue
-        report = reproduce(name, x, scenario).report
+        report = reproduce(curves, name, x, scenario).report
         rows.append({
             "example": name, "x": "D" if x == "E" else x, "scenario": scenario,
             "K_max": report["params"]["K_max"], "N_0": report["params"]["N_0"],
@@ -126,12 +128,12 @@ TABLE7: dict[str, tuple[float, float]] = {
 }
 
 
-def table7() -> dict[str, Any]:
+def table7(curves: Curves) -> dict[str, Any]:
     """The Appendix D decomposition under the paper's protocol (Base, x = D, 3B-72B, the first
     30 % of steps, log-space objective), with Table 7's D_0 and lambda beside rlscale's."""
     from rlscale.core.laws.pipeline import FitRequest, run_fit
 
-    dataset = load_example("paper-base", x="E", where=("N>=3e9",))
+    dataset = load_example(curves, "paper-base", x="E", where=("N>=3e9",))
     outcome = run_fit(dataset, FitRequest(get_law("decomposition"), FitOptions(space="log"),
                                           fit_fraction=0.3))
     report = outcome.report

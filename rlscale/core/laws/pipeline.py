@@ -1,7 +1,8 @@
 """One call from a dataset to a finished fit: protocol split, fit, bootstrap, report.
 
-The command line parses options into a :class:`FitRequest`, builds the :class:`Dataset` from
-records, and calls :func:`run_fit`; everything numeric happens here and below.
+:func:`rlscale.fit` (``rlscale/api/fit.py``) turns options into a :class:`FitRequest`, builds
+the :class:`Dataset` from records, and calls :func:`run_fit`; everything numeric happens here
+and below.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlscale.core.errors import RlscaleError, UsageError
+from rlscale.core.errors import OptionError, RlscaleError, UsageError
 from rlscale.core.laws.data import Dataset, same_group, split_by_fraction
 from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law, profile_param
 from rlscale.core.laws.forms import Law, get_law
@@ -54,8 +55,8 @@ def find_groups(dataset: Dataset, wanted: Sequence[str]) -> list[int]:
     for value in wanted:
         match = [g for g, key in enumerate(dataset.keys) if same_group(key, value)]
         if not match:
-            raise UsageError(f"--holdout-group {value}: no such group; groups are "
-                             f"{', '.join(dataset.keys)}")
+            raise OptionError("holdout_group", f"{value}: no such group; groups are "
+                              f"{', '.join(dataset.keys)}")
         out += [g for g in match if g not in out]
     return out
 
@@ -64,19 +65,16 @@ def run_fit(dataset: Dataset, request: FitRequest,
             progress: Callable[[Any], Any] | None = None) -> FitOutcome:
     """Fit ``request.law`` to ``dataset`` following the requested protocol."""
     if request.holdout and request.fit_fraction is not None:
-        raise UsageError("use either --holdout-group or --fit-fraction, not both")
+        raise UsageError("use either holdout_group or fit_fraction, not both")
     law, options = request.law, request.options
     if request.fixed:
-        try:
-            law = law.with_fixed(request.fixed)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        law = law.with_fixed(request.fixed)
     fit_data, held_out, holdout_idx = dataset, None, []
     if request.holdout:
         holdout_idx = find_groups(dataset, request.holdout)
         fit_data = dataset.without_groups(holdout_idx)
         if fit_data.n_groups == 0:
-            raise UsageError("--holdout-group leaves no group to fit")
+            raise OptionError("holdout_group", "leaves no group to fit")
         held_out = dataset.without_groups(g for g in range(dataset.n_groups)
                                           if g not in holdout_idx)
     elif request.fit_fraction is not None:
@@ -88,11 +86,8 @@ def run_fit(dataset: Dataset, request: FitRequest,
                        level=request.level)
     boot = None
     if request.n_bootstrap:
-        try:
-            boot = bootstrap(fit_data, result, options, request.n_bootstrap, options.seed,
-                             request.bootstrap_by, progress=progress)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        boot = bootstrap(fit_data, result, options, request.n_bootstrap, options.seed,
+                         request.bootstrap_by, progress=progress)
         if not boot.samples:
             raise RlscaleError("every bootstrap refit failed; the data cannot support intervals")
         fitted.samples = boot.samples
@@ -124,11 +119,7 @@ def run_fit(dataset: Dataset, request: FitRequest,
             report["warnings"].append({"code": "pooled_hides_curves", "severity": "warning",
                                        "message": hidden})
     if law.name == "reuse":
-        try:
-            report["reuse"] = reuse_summary(fitted, fit_data, request.reference,
-                                            options.log_factor)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        report["reuse"] = reuse_summary(fitted, fit_data, request.reference, options.log_factor)
     return FitOutcome(report, fitted, fit_data, held_out, calibrated)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from rlscale.core.laws.data import group_key
+from rlscale.core.identity import label
 from rlscale.core.laws.model import FittedLaw
 
 SCAN_POINTS = 241
@@ -86,7 +86,7 @@ def plan_budget(fitted: FittedLaw, budget: float, *, sizes: Sequence[float] | No
     if fitted.samples:
         draws = [_best_in_list(fitted, s, budget, sizes) for s in fitted.samples]
         picks = [d[0] for d in draws]
-        out["N_opt_share"] = {group_key(float(n)): picks.count(float(n)) / len(picks)
+        out["N_opt_share"] = {label(float(n)): picks.count(float(n)) / len(picks)
                               for n in sizes}
         out["loss_pred_ci"] = list(np.percentile([d[1] for d in draws], [tail, 100 - tail]))
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rlscale.core.errors import OptionError
 from rlscale.core.laws.data import Dataset, DataSpec
 from rlscale.core.laws.fit import FitArrays, FitOptions, FitResult, fit_metrics
 from rlscale.core.laws.model import FittedLaw
@@ -115,8 +116,8 @@ def reuse_summary(fitted: FittedLaw, dataset: Dataset, reference: str | None,
     else:
         ref_index = fitted.find_group(reference)
         if ref_index is None:
-            raise ValueError(f"--reference {reference!r} is not one of the groups "
-                             f"({', '.join(keys)})")
+            raise OptionError("reference", f"{reference!r} is not one of the groups "
+                              f"({', '.join(keys)})")
     final_x = min(float(pts.x[pts.gidx == g].max()) for g in range(len(keys)))
     pred = fitted.predict(np.full(len(keys), final_x), keys)
     observed = []

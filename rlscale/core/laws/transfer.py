@@ -105,7 +105,8 @@ def collect(records: Iterable[Mapping[str, Any]], benchmark: str, x: str, y: str
     return out
 
 
-def _sort_key(size: Any):
+def sort_key(size: Any):
+    """Numbers first, by value, then labels: the order sizes are reported and drawn in."""
     return (0, float(size), "") if isinstance(size, int | float) else (1, 0.0, str(size))
 
 
@@ -115,7 +116,7 @@ def transfer_report(data: Mapping[str, Mapping[Any, tuple[list[float], list[floa
     rows = []
     for name in sorted(data):
         curves = data[name]
-        for size in [None, *sorted(curves, key=_sort_key)]:
+        for size in [None, *sorted(curves, key=sort_key)]:
             chosen = curves if size is None else {size: curves[size]}
             trend = slope_trend(chosen, level)
             first = [ys[0] for ys in (c[1] for c in chosen.values())]
@@ -136,57 +137,3 @@ def verdict_line(row: Mapping[str, Any]) -> str:
                 f"{row['ci_level']:.0%} CI [{row['slope_lo']:.4f}, {row['slope_hi']:.4f}]")
     return (f"{row['benchmark']}: {row['verdict']} (slope {row['slope_per_decade']:.4f} loss "
             f"per 10x compute, {interval}, {row['n_points']} points)")
-
-
-def plot_transfer(path: str, data: Mapping[str, Mapping[Any, tuple[list[float], list[float]]]],
-                  rows: Sequence[Mapping[str, Any]], *, x_label: str, y_label: str,
-                  group: str = "N") -> None:
-    """Figures 8-10 layout: one panel per benchmark, one curve per size, loss vs compute."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = sorted(data)
-    columns = min(3, len(names)) or 1
-    n_rows = math.ceil(len(names) / columns) or 1
-    fig, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 3.4 * n_rows),
-                             squeeze=False)
-    pooled = {row["benchmark"]: row for row in rows if row[group] is None}
-    for ax, name in zip(axes.flat, names, strict=False):
-        sizes = sorted(data[name], key=_sort_key)
-        colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(1, len(sizes))))
-        for color, size in zip(colors, sizes, strict=True):
-            xs, ys = data[name][size]
-            label = f"{group}={size:g}" if isinstance(size, int | float) else f"{group}={size}"
-            ax.plot(xs, ys, "o-", color=color, markersize=3, linewidth=1.2, label=label)
-        ax.set_xscale("log")
-        row = pooled[name]
-        slope = row["slope_per_decade"]
-        ax.set_title(f"{name}\n{row['verdict']}"
-                     + ("" if slope is None else f", {slope:+.3f}/10x"), fontsize=9)
-        ax.set_xlabel(x_label)
-        ax.set_ylabel(y_label)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    from rlscale.io.plot import save_figure
-
-    save_figure(fig, path, dpi=120)
-
-
-def run_transfer(records: Iterable[Mapping[str, Any]], benchmark: str, *, x: str = "C",
-                 y: str = "loss", group: str | None = "N", level: float = 0.95,
-                 plot: str | None = None) -> list[dict[str, Any]]:
-    """``fit --transfer``: the report rows (and the figure when ``plot`` is a path)."""
-    data = collect(records, benchmark, x, y, group)
-    label = group or "N"
-    rows = transfer_report(data, level, label)
-    if plot and data:
-        try:
-            plot_transfer(plot, data, rows, x_label=x, y_label=y, group=label)
-        except (OSError, ValueError) as exc:
-            raise TransferError(f"--plot {plot}: {exc}") from None
-    return rows

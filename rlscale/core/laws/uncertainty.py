@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rlscale.core.errors import OptionError
 from rlscale.core.laws.data import Dataset
 from rlscale.core.laws.fit import FitOptions, FitResult, arrays_from_points, fit_law
 
@@ -37,11 +38,11 @@ class BootstrapResult:
 def choose_mode(dataset: Dataset, mode: str = "auto") -> str:
     """``runs`` when every group has >= 2 runs, else ``points``."""
     if mode not in BOOTSTRAP_MODES:
-        raise ValueError(f"unknown bootstrap mode {mode!r}; expected one of "
-                         f"{', '.join(BOOTSTRAP_MODES)}")
+        raise OptionError("bootstrap_by", f"{mode!r}: expected one of "
+                                          f"{', '.join(BOOTSTRAP_MODES)}")
     can_runs = min(dataset.runs_per_group()) >= 2
     if mode == "runs" and not can_runs:
-        raise ValueError("--bootstrap-by runs needs at least 2 runs in every group")
+        raise OptionError("bootstrap_by", "runs needs at least 2 runs in every group")
     if mode == "auto":
         return "runs" if can_runs else "points"
     return mode
