@@ -727,9 +727,6 @@ def _config_json(config: TrainConfig) -> dict[str, Any]:
 
 # --- records -> samples ----------------------------------------------------------------------
 
-RECORD_OPTIONAL = {"sample_idx": "int", "prompt_ids": "list", "completion_ids": "list",
-                   "old_logprobs": "list", "completion": "str", "finish_reason": "str"}
-
 
 def _token_ids(value: list, field_name: str, vocab_size: int) -> list[int]:
     for token in value:
