@@ -8,7 +8,6 @@ import typer
 
 from rlscale.cli._command import Context, tool
 from rlscale.cli._shared import SeedOpt, parse_assignments, progress
-from rlscale.core.errors import OptionError, UsageError
 
 NAME = "eval"
 HELP = (
@@ -49,7 +48,7 @@ ThresholdOpt = Annotated[float, typer.Option(
     "--threshold", metavar="T", help="A sample is correct when reward > T (0/1 rewards: exact).")]
 
 
-@tool(NAME)
+@tool(NAME, flags={"set_fields": "--set"})  # the one flag that is not --dashed-name
 def command(
     ctx: Context,
     by: ByOpt = None,
@@ -66,14 +65,10 @@ def command(
     constants = parse_assignments(set_fields, "--set")
     reader = ctx.reader()
     notes: list[str] = []
-    try:
-        runs = evaluate(reader, by=by, k=k, bootstrap=bootstrap, seed=seed,
-                        reward_field=reward_field, prompt_field=prompt_field,
-                        threshold=threshold, set_fields=constants, notes=notes,
-                        progress=lambda items: progress(items, description="eval",
-                                                        quiet=ctx.quiet))
-    except OptionError as exc:  # the one parameter whose flag is not --set-fields
-        raise UsageError(exc.with_flag({"set_fields": "--set"})) from None
+    runs = evaluate(reader, by=by, k=k, bootstrap=bootstrap, seed=seed,
+                    reward_field=reward_field, prompt_field=prompt_field,
+                    threshold=threshold, set_fields=constants, notes=notes,
+                    progress=lambda items: progress(items, description="eval", quiet=ctx.quiet))
     with ctx.writer(source=reader) as writer:
         writer.write_all(runs)
     for note in notes:
