@@ -49,7 +49,7 @@ def rollout(
     max_retries: int = 5,
     request_timeout: float = 600.0,
     expect_step: int | None = None,
-    resume: Iterable[Mapping[str, Any]] | None = None,
+    resume_from: Iterable[Mapping[str, Any]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Rollout:
     """Sample ``n`` completions of each record's ``prompt``; iterate to get one record per sample.
@@ -62,19 +62,26 @@ def rollout(
     (``seed``, ``prompt_id``, ``sample_idx``). The options are the command's (``rlscale rollout
     --help``): ``backend`` ``hf``, ``vllm``, ``openai`` (a server at ``base_url``) or ``auto``.
 
-    ``resume``: the records an earlier run of the same settings wrote (say, read back from its
-    output); the samples they hold are not drawn again, and a record written with another seed,
-    other sampling parameters, prompt rendering or weights is refused. ``log`` gets one-line notes
-    (warnings, the resume summary; default: the ``rlscale.rollout`` logger).
+    ``resume_from`` (the command's ``--resume``): the records an earlier run of the same
+    settings wrote (say, read back from its output); the samples they hold are not drawn again,
+    and a record written with another seed, other sampling parameters, prompt rendering or
+    weights is refused. ``log`` gets one-line notes (warnings, the resume summary; default: the
+    ``rlscale.rollout`` logger).
 
     Nothing runs until the first sample is asked for (or :meth:`Rollout.start`); the model is
     loaded then and released when the samples run out (or on :meth:`Rollout.close`). Bad options
     raise :class:`~rlscale.core.errors.OptionError` (or UsageError for combinations); a bad
     record raises :class:`~rlscale.core.errors.RecordError` naming its index.
+
+    >>> samples = rollout([{"prompt": "1 + 1 ="}], model="ckpt/", n=0)  # nothing runs yet
+    >>> next(samples)
+    Traceback (most recent call last):
+    ...
+    rlscale.core.errors.OptionError: n must be at least 1, got 0
     """
     options = {key: value for key, value in locals().items()
-               if key not in ("records", "resume", "log")}
-    return Rollout(records, options, resume=resume, log=log)
+               if key not in ("records", "resume_from", "log")}
+    return Rollout(records, options, resume_from=resume_from, log=log)
 
 
 def _default_log(message: str) -> None:
@@ -91,11 +98,11 @@ class Rollout(Iterator[dict[str, Any]]):
     engine was ready and sampling began)."""
 
     def __init__(self, records: Iterable[Mapping[str, Any]], options: dict[str, Any], *,
-                 resume: Iterable[Mapping[str, Any]] | None = None,
+                 resume_from: Iterable[Mapping[str, Any]] | None = None,
                  log: Callable[[str], None] | None = None):
         from rlscale.core.sampling import PlanStats
 
-        self._records, self._options, self._resume = records, options, resume
+        self._records, self._options, self._resume = records, options, resume_from
         self._log = log or _default_log
         self._samples: Iterator[dict[str, Any]] | None = None
         self._engine: Any = None
@@ -105,7 +112,7 @@ class Rollout(Iterator[dict[str, Any]]):
         self.started: float | None = None
 
     def start(self) -> Rollout:
-        """Check the options, load the engine and read ``resume``; nothing is sampled yet."""
+        """Check the options, load the engine and read ``resume_from``; nothing is sampled yet."""
         if self._samples is None:
             try:
                 self._samples = self._start(**self._options)
@@ -210,7 +217,7 @@ class Rollout(Iterator[dict[str, Any]]):
                                batch_size=batch_size or DEFAULT_BATCH[chosen], extra=extra)
 
     def _read_resume(self, params, sampling: dict[str, Any]):
-        """The samples ``resume`` holds, each checked against this run (see ResumeState)."""
+        """The samples ``resume_from`` holds, each checked against this run (ResumeState)."""
         from rlscale.core.sampling import ResumeState
         from rlscale.io.jsonl import RecordReader
 

@@ -129,7 +129,7 @@ def command(
         earlier = AppendedRecords(ctx.output, dropped=lambda size: ctx.say(
             f"rlscale rollout: {ctx.output}: dropped a partial last line ({size} bytes) left by "
             "an interrupted run"))
-    samples = rollout(reader, **options, resume=earlier,
+    samples = rollout(reader, **options, resume_from=earlier,
                       log=lambda message: ctx.say(f"rlscale rollout: {message}"))
     try:
         samples.start()  # options checked and the model loaded before any output file opens
