@@ -3,40 +3,12 @@ sequences, and usage errors about several parameters at once."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from rlscale.core.errors import OptionError
+from rlscale.core.errors import OptionError, OptionsError  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
-
-_NAME = re.compile(r"\{(\w+)\}")
-
-
-class OptionsError(OptionError):
-    """A bad combination of parameters. ``template`` writes each parameter as ``{name}``: the
-    library shows the parameter names, the command line its flags.
-
-    >>> error = OptionsError("{n_params} sets the nominal N; drop {n_def}")
-    >>> str(error), error.with_flag()
-    ('n_params sets the nominal N; drop n_def', '--n-params sets the nominal N; drop --n-def')
-    """
-
-    def __init__(self, template: str):
-        self.template = template
-        names = _NAME.findall(template)
-        super().__init__(names[0] if names else "", template)
-        self.args = (self._fill(lambda name: name),)
-
-    def _fill(self, flag: Callable[[str], str]) -> str:
-        return _NAME.sub(lambda match: flag(match.group(1)), self.template)
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-    def with_flag(self, flags: dict[str, str] | None = None) -> str:
-        return self._fill(lambda name: (flags or {}).get(name) or "--" + name.replace("_", "-"))
 
 
 def listed(value: str | Iterable[Any] | None, option: str,
