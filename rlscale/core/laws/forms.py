@@ -15,7 +15,7 @@ Symbols (Tan et al. 2025, arXiv 2509.25300, "T25"):
 * ``k`` -- learning efficiency, the log-log slope; ``E`` -- the intercept, ``log L`` at ``X = 1``.
 
 Intercepts (``E`` and friends, ``Param.log_intercept``) are held in log10 units inside the
-fitter, like the paper's code; the command line converts them to ``--log-base e`` on output
+fitter, like the paper's code; the report converts them to ``log_base="e"`` (``--log-base e``)
 (``E_ln = E_10 * ln 10``, T25 §1.6). Slopes do not depend on the base.
 """
 

@@ -37,7 +37,8 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
 def fit_report(fitted: FittedLaw, result: FitResult, arrays: FitArrays, spec: DataSpec,
                options: FitOptions, dataset: Dataset | None = None,
                boot: BootstrapResult | None = None, level: float = 0.95) -> dict[str, Any]:
-    """Assemble the output object for a fit (without run metadata, which the CLI adds)."""
+    """Assemble the output object for a fit (without run metadata, which :func:`rlscale.fit`
+    adds)."""
     law = fitted.law
     log_base = options.log_base
     report: dict[str, Any] = {
