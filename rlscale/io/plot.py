@@ -1,8 +1,8 @@
 """Figures of a fit: data and fitted curves per group (log-log), and k(N) for the saturating law;
 and the transfer study's panels (one per benchmark).
 
-matplotlib is imported inside :func:`plot_fit` and :func:`plot_transfer` (the Agg backend, no display needed), so importing
-this module costs nothing. Figures are rendered in memory and written by :func:`save_figure`
+matplotlib is imported inside :func:`plot_fit` and :func:`plot_transfer` (the Agg backend, no
+display needed), so importing this module costs nothing. Figures are rendered in memory and written by :func:`save_figure`
 through the one atomic writer, so a failed plot never leaves half an image at its path.
 """
 
