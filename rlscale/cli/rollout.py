@@ -55,7 +55,7 @@ EPILOG = (
 
 
 
-@tool(NAME)
+@tool(NAME, flags={"n": "-n"})
 def command(
     ctx: Context,
     model: Annotated[str, typer.Option("--model", "-m", metavar="DIR",
@@ -117,8 +117,7 @@ def command(
 ) -> None:
     options = {k: v for k, v in locals().items() if k not in ("ctx", "resume")}  # the API's
     from rlscale.api.rollout import rollout
-    from rlscale.core.errors import OptionError, UsageError
-    from rlscale.core.sampling import SAMPLING_FLAGS
+    from rlscale.core.errors import UsageError
     from rlscale.io.append import AppendedRecords, AppendWriter
 
     if resume and ctx.output in (None, "-"):
@@ -131,10 +130,7 @@ def command(
             "an interrupted run"))
     samples = rollout(reader, **options, resume_from=earlier,
                       log=lambda message: ctx.say(f"rlscale rollout: {message}"))
-    try:
-        samples.start()  # options checked and the model loaded before any output file opens
-    except OptionError as exc:
-        raise UsageError(exc.with_flag(SAMPLING_FLAGS)) from None
+    samples.start()  # options checked and the model loaded before any output file opens
     with samples, (AppendWriter(ctx.output, tool=NAME, source=reader) if resume
                    else ctx.writer(source=reader)) as writer:
         for record in progress(samples, description="sampling", quiet=ctx.quiet):

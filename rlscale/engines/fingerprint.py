@@ -14,8 +14,8 @@ import hashlib
 import os
 import struct
 
-# Must match rlscale.engines.train.TRAINER_STATE_FILE (that module imports torch).
-TRAINER_STATE_FILE = "rlscale_trainer.json"
+from rlscale.engines.checkpoints import TRAINER_STATE_FILE
+
 # Files whose whole content is small and identifying.
 SMALL_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json",
                "adapter_config.json", TRAINER_STATE_FILE, "config.json")

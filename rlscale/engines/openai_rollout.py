@@ -507,7 +507,7 @@ def served_step(entry: dict[str, Any]) -> int | None:
 
     root = entry.get("root")
     if isinstance(root, str) and os.path.isdir(root):
-        from rlscale.engines.fingerprint import TRAINER_STATE_FILE
+        from rlscale.engines.checkpoints import TRAINER_STATE_FILE
 
         try:
             with open(os.path.join(root, TRAINER_STATE_FILE), encoding="utf-8") as handle:
