@@ -217,7 +217,12 @@ class Rollout(Iterator[dict[str, Any]]):
                                batch_size=batch_size or DEFAULT_BATCH[chosen], extra=extra)
 
     def _read_resume(self, params, sampling: dict[str, Any]):
-        """The samples ``resume_from`` holds, each checked against this run (ResumeState)."""
+        """The samples ``resume_from`` holds, each checked against this run.
+
+        The backend may change between runs (samples of either backend are samples of the same
+        policy); the seed, the sampling parameters, the prompt rendering and the weights (their
+        fingerprint, :mod:`rlscale.engines.fingerprint`) may not.
+        """
         from rlscale.core.sampling import ResumeState
         from rlscale.io.jsonl import RecordReader
 

@@ -1,8 +1,11 @@
-"""Pure logic of ``rlscale rollout``: sampling parameters, seeds, shards, resume, prompts, batching.
+"""Pure logic of ``rlscale rollout``: sampling parameters, seeds, shards, resume, prompt
+lengths, batching.
 
 Nothing here imports torch, transformers or vLLM. The engines (``rlscale.engines.hf_rollout``,
-``rlscale.engines.vllm_rollout``) implement the small :class:`RolloutEngine` interface; this
+``vllm_rollout``, ``openai_rollout``) implement the small :class:`RolloutEngine` interface; this
 module plans which samples to draw, derives their seeds and turns engine outputs into records.
+How a prompt becomes token ids is :mod:`rlscale.core.prompts`; the whole run (options, engine,
+resume) is :func:`rlscale.rollout`.
 
 Reproducibility contract
     Every sample has its own seed, derived only from the run seed, the ``prompt_id`` and the
@@ -105,7 +108,7 @@ class SamplingParams:
         return self.temperature == 0
 
     def describe(self) -> dict[str, Any]:
-        """The fields echoed in every output record's ``sampling`` object (and checked on resume)."""
+        """What every output record's ``sampling`` object echoes (and resume checks)."""
         return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
                 "max_tokens": self.max_tokens}
 
@@ -250,7 +253,7 @@ def parse_engine_args(items: Iterable[str] | None, option: str = "--vllm-arg") -
     return out
 
 
-# --- prompts -------------------------------------------------------------------------------
+# --- prompt lengths and stop tokens ---------------------------------------------------------
 
 
 def longest_token_chars(vocab: Iterable[str]) -> int:
