@@ -58,7 +58,8 @@ def curate(
     (scored rollouts, or the paths of JSONL files of them), the mean ``reward_field`` per prompt
     id. Returns a :class:`Curation`: an iterator of the training records, which streams (one
     record out per record in, as it is read) with ``order="keep"`` and no ``holdout`` or
-    ``reuse``; ``.train`` and ``.holdout`` are the lists.
+    ``reuse``; ``.train`` and ``.holdout`` are the lists. ``progress``, when given, wraps the
+    stream of resolved problems (a progress bar).
 
     Bad option values raise :class:`~rlscale.core.errors.OptionError` naming the parameter; a
     bad record raises :class:`~rlscale.core.errors.RecordError` naming ``<records>:N``.
