@@ -104,6 +104,10 @@ def test_last_boxed():
     assert cur.last_boxed("\\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
     assert cur.last_boxed("\\boxed{unclosed") is None
     assert cur.last_boxed("none") is None
+    # an unclosed last box is no box (the final answer was never written), as the graders read it
+    assert cur.last_boxed("\\boxed{1} then \\boxed{2") is None
+    from rlscale.core.grading.extraction import last_boxed
+    assert cur.last_boxed is last_boxed
 
 
 # --- MinHash -------------------------------------------------------------------------------

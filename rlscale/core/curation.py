@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlscale.core.errors import OptionError
+from rlscale.core.grading.extraction import last_boxed  # the one boxed extractor
 from rlscale.core.identity import prompt_key
-from rlscale.io.jsonl import MISSING, get_path
+from rlscale.core.records import MISSING, get_path
 
 # --- the paper's prompt template (spec §2.4, A-D1) ------------------------------------------
 
@@ -165,30 +166,6 @@ def hashed_prompt_id(text: str) -> str:
     """
     digest = hashlib.sha1(problem_key(text).encode("utf-8")).hexdigest()
     return f"p-{digest[:16]}"
-
-
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (balanced braces), or None.
-
-    >>> last_boxed("so $x = \\\\boxed{\\\\frac{1}{2}}$, and \\\\boxed{3}")
-    '3'
-    >>> last_boxed("no box") is None
-    True
-    """
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for pos in range(start, len(text)):
-            if text[pos] == "{":
-                depth += 1
-            elif text[pos] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:pos].strip()
-    return None
 
 
 # --- MinHash over character n-grams --------------------------------------------------------
