@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rlscale.api._records import located
-from rlscale.core.errors import OptionError, RlscaleError, UsageError
+from rlscale.core.errors import OptionError, OptionsError, RlscaleError, UsageError
 
 # The command's choices, in its words (rlscale fit --help).
 LOG_BASES = ("10", "e")
@@ -131,7 +131,7 @@ class NotDetermined(RlscaleError):
         super().__init__(f"strict: {self.detail}")
 
 
-def _prepare(records, laws, *, comparing, x, y, group, run, step_field, where, x_min, x_max,
+def _prepare(records, laws, *, law_text, comparing, x, y, group, run, step_field, where, x_min, x_max,
              warmup_clip, ending_clip, replicates, fix, log_base, space, huber, weights,
              x_weight_power, starts, refine, bootstrap, bootstrap_by, ci_level, holdout_group,
              fit_fraction, reference, seed, example, on_data):
@@ -161,8 +161,7 @@ def _prepare(records, laws, *, comparing, x, y, group, run, step_field, where, x
     x_field, y_field = x or the_law.default_x, y or the_law.default_y
     group_field = the_law.default_group if group is None else group
     if the_law.numeric_groups and not group_field:
-        raise OptionError("group", f"must name the model size field: the '{the_law.name}' law "
-                          "needs one")
+        raise OptionsError(f"{{law}} {law_text} needs a {{group}} field (the model size)")
     lo = _number("x_min", x_min) if x_min is not None else None
     hi = _number("x_max", x_max) if x_max is not None else None
     if the_law.name == "reuse" and x_field == "step" and lo is None and hi is None:
@@ -178,8 +177,6 @@ def _prepare(records, laws, *, comparing, x, y, group, run, step_field, where, x
     if on_data is not None:
         on_data(dataset)
     holdout = _texts(holdout_group)
-    if holdout and fit_fraction is not None:
-        raise UsageError("use either holdout_group or fit_fraction, not both")
     request = FitRequest(the_law, options, n_bootstrap=bootstrap, bootstrap_by=bootstrap_by,
                          level=ci_level, holdout=holdout, fit_fraction=fit_fraction,
                          reference=reference, fixed=_fixed(fix))
@@ -195,7 +192,7 @@ def _meta(seed: int) -> dict[str, Any]:
 def fit(
     records: Iterable[Mapping[str, Any]] | None = None,
     *,
-    law: Any = "saturating",
+    law: Any = None,
     x: str | None = None,
     y: str | None = None,
     group: str | None = None,
@@ -233,8 +230,8 @@ def fit(
     ``rlscale fit`` (``--holdout-group`` is ``holdout_group``, ``--bootstrap`` ``bootstrap``,
     ``--ci-level`` ``ci_level``, ``--step-field`` ``step_field``).
 
-    ``law``: a registered name (:mod:`rlscale.core.laws.registry`), ``"module:function"`` or a
-    :class:`~rlscale.core.laws.forms.Law`. ``example="paper-base"`` (or ``paper-instruct``)
+    ``law``: a registered name (:mod:`rlscale.core.laws.registry`; None: ``saturating``),
+    ``"module:function"`` or a :class:`~rlscale.core.laws.forms.Law`. ``example="paper-base"`` (or ``paper-instruct``)
     fits the paper's curves shipped with rlscale instead of ``records``. ``strict``: raise
     :class:`~rlscale.core.errors.RlscaleError` when the data cannot determine the law instead of
     listing it in :attr:`Fit.warnings`. ``progress`` wraps the bootstrap loop (a progress bar);
@@ -253,12 +250,14 @@ def fit(
 
     check_options(log_base=log_base, weights=weights, bootstrap_by=bootstrap_by,
                   replicates=replicates, space=space, huber=huber, ci_level=ci_level)
+    law = "saturating" if law is None else law
     the_law = _law(law, intercept)
     if isinstance(law, str) and ":" not in law and intercept != "per-group" \
             and law != "saturating":
-        raise OptionError("intercept", f"applies only to law saturating, not {law}")
+        raise OptionsError(f"{{intercept}} applies only to {{law}} saturating, not {law}")
     dataset, request = _prepare(
-        records, [the_law], comparing=False, x=x, y=y, group=group, run=run,
+        records, [the_law], law_text=law if isinstance(law, str) else the_law.name,
+        comparing=False, x=x, y=y, group=group, run=run,
         step_field=step_field, where=where, x_min=x_min, x_max=x_max, warmup_clip=warmup_clip,
         ending_clip=ending_clip, replicates=replicates, fix=fix, log_base=log_base, space=space,
         huber=huber, weights=weights, x_weight_power=x_weight_power, starts=starts,
@@ -537,7 +536,8 @@ def compare(
     check_options(**{name: settings[name] for name in ("log_base", "weights", "bootstrap_by",
                                                       "replicates", "space", "huber",
                                                       "ci_level")})
-    dataset, request = _prepare(records, laws, comparing=True, holdout_group=holdout_group,
+    dataset, request = _prepare(records, laws, law_text=law if isinstance(law, str) else names[0],
+                                comparing=True, holdout_group=holdout_group,
                                 fit_fraction=fit_fraction, seed=seed, **settings)
     base = with_fraction(request)
     result = compare_laws(dataset, laws, lambda one: dataclasses.replace(base, law=one), run_fit)

@@ -233,8 +233,6 @@ def command(
         raise UsageError("--compare needs at least two laws (--law a,b)")
     if not comparing and ":" not in law and intercept != "per-group" and law != "saturating":
         raise UsageError(f"--intercept applies only to --law saturating, not {law}")
-    if holdout_group and fit_fraction is not None:
-        raise UsageError("use either --holdout-group or --fit-fraction, not both")
     if load is not None:
         result = api.Fit.load(load, log_base=log_base, x=x, y=y, group=group)
     else:
@@ -262,7 +260,7 @@ def command(
                        on_data=on_data)
         try:
             if comparing:
-                ranking = api.compare(reader, law=names, **options)
+                ranking = api.compare(reader, law=law if law_given else names, **options)
             else:
                 result = api.fit(reader, law=law, strict=strict, **options, progress=lambda it:
                                  progress(it, description="bootstrap", total=bootstrap,
@@ -271,10 +269,6 @@ def command(
             report_skipped(NAME, reader.n_skipped, ctx.rejects, ctx.quiet)
             say(str(exc))
             return
-        except OptionError as exc:
-            if exc.option == "group":
-                raise UsageError(f"--law {law} needs a --group field (the model size)") from None
-            raise
         except api.NotDetermined as exc:
             raise RlscaleError(f"--strict: {exc.detail}") from None
         if comparing:

@@ -21,7 +21,7 @@ import numpy as np
 
 from rlscale.core.errors import OptionError, RlscaleError
 from rlscale.core.identity import label
-from rlscale.io.jsonl import Where, check_fields
+from rlscale.core.records import check_fields
 
 # --- group values ---------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ def _numeric(record: Mapping[str, Any], name: str) -> float:
     return float(record[name])
 
 
-def build_dataset(records: Iterable[tuple[dict[str, Any], Where]], spec: DataSpec,
+def build_dataset(records: Iterable[tuple[dict[str, Any], Any]], spec: DataSpec,
                   invalid) -> Dataset:
     """Select, check and clip the points of ``records`` (pairs of record and location).
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlscale.core.errors import OptionError, RlscaleError, UsageError
+from rlscale.core.errors import OptionError, OptionsError, RlscaleError
 from rlscale.core.laws.data import Dataset, same_group, split_by_fraction
 from rlscale.core.laws.fit import FitOptions, arrays_from_points, fit_law, profile_param
 from rlscale.core.laws.forms import Law, get_law
@@ -65,7 +65,7 @@ def run_fit(dataset: Dataset, request: FitRequest,
             progress: Callable[[Any], Any] | None = None) -> FitOutcome:
     """Fit ``request.law`` to ``dataset`` following the requested protocol."""
     if request.holdout and request.fit_fraction is not None:
-        raise UsageError("use either holdout_group or fit_fraction, not both")
+        raise OptionsError("use either {holdout_group} or {fit_fraction}, not both")
     law, options = request.law, request.options
     if request.fixed:
         law = law.with_fixed(request.fixed)
