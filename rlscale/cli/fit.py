@@ -44,6 +44,7 @@ def _law_help() -> str:
 
 
 def _opt(flag: str, text: str, **options):
+    """``typer.Option(flag, help=text, ...)``, short enough for 40 declarations."""
     return typer.Option(flag, help=text, **options)
 
 
@@ -232,6 +233,7 @@ def command(
     if comparing and len(names) < 2:
         raise UsageError("--compare needs at least two laws (--law a,b)")
     if not comparing and ":" not in law and intercept != "per-group" and law != "saturating":
+        # rlscale.fit refuses it too, but --load fits nothing and the command refuses it there
         raise UsageError(f"--intercept applies only to --law saturating, not {law}")
     if load is not None:
         result = api.Fit.load(load, log_base=log_base, x=x, y=y, group=group)
