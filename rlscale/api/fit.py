@@ -8,8 +8,8 @@ plan, plot and save with; ``compare`` ranks laws and ``transfer`` runs the trans
 (0.133, 13.782, 1.0)
 >>> round(float(result.predict(1e21, group=7e9)[0]), 4)  # the loss of a 7B model at C = 1e21
 0.58
->>> result.to_dict()["law"], result.warnings
-('saturating', [])
+>>> round(result.derived["k"]["7000000000"], 4), result.warnings  # k(7B) = K_max/(1+N_0/N)
+(0.0448, [])
 """
 
 from __future__ import annotations
@@ -280,7 +280,8 @@ class Fit:
 
     Attributes: ``params`` (globals as numbers, per-group ones keyed by group label),
     ``metrics`` (``r2``, ``rmse``, ``aic`` ...), ``r2``, ``warnings`` (dicts with ``code``,
-    ``severity``, ``message``), ``ci`` (bootstrap intervals, or None), ``validation`` (the
+    ``severity``, ``message``), ``derived`` (per-group quantities such as the saturating law's
+    ``k``), ``ci`` (bootstrap intervals, or None), ``validation`` (the
     held-out protocol's report, or None), ``law`` (its name), ``x``/``y``/``group`` (fields),
     ``groups`` (label -> numeric size), ``fitted`` (the
     :class:`~rlscale.core.laws.model.FittedLaw` that predicts).
@@ -302,6 +303,7 @@ class Fit:
     warnings = property(lambda self: self.report.get("warnings", []))
     ci = property(lambda self: self.report.get("ci"))
     validation = property(lambda self: self.report.get("validation"))
+    derived = property(lambda self: self.report.get("derived", {}))  # e.g. k per group
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``rlscale fit -o`` writes (and ``--save`` saves)."""
