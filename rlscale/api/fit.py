@@ -131,11 +131,12 @@ class NotDetermined(RlscaleError):
         super().__init__(f"strict: {self.detail}")
 
 
-def _prepare(records, laws, *, law_text, comparing, x, y, group, run, step_field, where, x_min, x_max,
-             warmup_clip, ending_clip, replicates, fix, log_base, space, huber, weights,
+def _prepare(records, laws, *, law_text, comparing, x, y, group, run, step_field, where, x_min,
+             x_max, warmup_clip, ending_clip, replicates, fix, log_base, space, huber, weights,
              x_weight_power, starts, refine, bootstrap, bootstrap_by, ci_level, holdout_group,
              fit_fraction, reference, seed, example, on_data):
-    """Read the points (a Dataset) and the FitRequest of the first law."""
+    """Read the points (a Dataset) and the FitRequest of the first law (``law_text``: how the
+    caller named the laws, for messages)."""
     from rlscale.core.laws.data import DataSpec, build_dataset, parse_where
     from rlscale.core.laws.fit import FitOptions
     from rlscale.core.laws.pipeline import FitRequest
@@ -231,10 +232,11 @@ def fit(
     ``--ci-level`` ``ci_level``, ``--step-field`` ``step_field``).
 
     ``law``: a registered name (:mod:`rlscale.core.laws.registry`; None: ``saturating``),
-    ``"module:function"`` or a :class:`~rlscale.core.laws.forms.Law`. ``example="paper-base"`` (or ``paper-instruct``)
-    fits the paper's curves shipped with rlscale instead of ``records``. ``strict``: raise
-    :class:`~rlscale.core.errors.RlscaleError` when the data cannot determine the law instead of
-    listing it in :attr:`Fit.warnings`. ``progress`` wraps the bootstrap loop (a progress bar);
+    ``"module:function"`` or a :class:`~rlscale.core.laws.forms.Law`.
+    ``example="paper-base"`` (or ``paper-instruct``) fits the paper's curves shipped with
+    rlscale instead of ``records``. ``law="reuse"`` on ``x="step"`` fits steps 10-100, like the
+    paper, unless ``x_min`` or ``x_max`` is given. ``strict``: raise :class:`NotDetermined`
+    when the data cannot determine the law instead of listing it in :attr:`Fit.warnings`. ``progress`` wraps the bootstrap loop (a progress bar);
     ``on_data(dataset)`` is called once the points are read, before fitting.
 
     Bad options raise :class:`~rlscale.core.errors.OptionError` naming the parameter; a bad

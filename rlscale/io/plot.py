@@ -2,8 +2,9 @@
 and the transfer study's panels (one per benchmark).
 
 matplotlib is imported inside :func:`plot_fit` and :func:`plot_transfer` (the Agg backend, no
-display needed), so importing this module costs nothing. Figures are rendered in memory and written by :func:`save_figure`
-through the one atomic writer, so a failed plot never leaves half an image at its path.
+display needed), so importing this module costs nothing. Figures are rendered in memory and
+written by :func:`save_figure` through the one atomic writer, so a failed plot never leaves
+half an image at its path.
 """
 
 from __future__ import annotations

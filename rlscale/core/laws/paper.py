@@ -1,10 +1,11 @@
 """The paper's own learning curves, shipped with rlscale, and the protocols of its Table 6.
 
-``rlscale/data/qwen2.5_base_instruct_curves.csv`` (read by :func:`rlscale.io.curves.paper_curves`;
-the functions here take its records, so they do no file I/O) holds the Qwen2.5 Base and Instruct test-loss
+``rlscale/data/qwen2.5_base_instruct_curves.csv`` holds the Qwen2.5 Base and Instruct test-loss
 curves of Tan et al. (2025) read back from the vector figures of the paper's repository (see
-``rlscale/data/README.md`` for provenance). :func:`reproduce` fits one row of Table 6 the way
-the paper's code did (saturating law, linear-space objective, group-equal weights):
+``rlscale/data/README.md`` for provenance); :func:`rlscale.io.curves.paper_curves` reads them,
+and the functions here take those records (they do no file I/O). :func:`reproduce` fits one
+row of Table 6 the way the paper's code did (saturating law, linear-space objective,
+group-equal weights):
 
 * **intra**: the early part of every curve -- Base the first 25 of 105 points
   (``--ending-clip 80``), Instruct points 4-40 (the figure starts at step 4, ``--ending-clip 65``);
