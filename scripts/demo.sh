@@ -5,18 +5,23 @@
 #   0. first, the real result: `rlscale fit` on the paper's own Qwen2.5 Base curves (shipped
 #      with rlscale) reproduces Table 6's inter row beside the paper's numbers, with the Figure 1
 #      plot (OUT/paper-table6.md, OUT/paper-figure1.png);
-#   1. a synthetic arithmetic task, generated in code; difficulty = pass rate of a reference model
+#   1. a task where RL can improve a skill: sums of digits, solved by writing out a running
+#      total (rlscale/demo/task.py); difficulty = pass rate of a reference model
 #      (rlscale rollout | rlscale reward), curated into an easy->hard curriculum and a stratified
 #      held-out split with `rlscale curate`;
-#   2. tiny Qwen2 base models of 4 sizes, briefly pretrained on the task text;
+#   2. tiny Qwen2 base models of 4 sizes, briefly pretrained on solutions that write the
+#      procedure out only half the time, some of them wrong: every answer is boxed, pass@8 is
+#      far above pass@1;
 #   3. per size, GRPO steps of `rlscale rollout | rlscale reward | rlscale grpo-step`, with the
 #      held-out split sampled in the same rollout call and scored with `rlscale eval` at every
-#      step, compute added by `rlscale flops`, everything appended to runs.jsonl;
-#   4. `rlscale fit runs.jsonl --law saturating --plot demo.png`, and a table of k per size,
-#      K_max, N_0 and R^2 on stdout.
+#      step, compute added by `rlscale flops`, everything appended to runs.jsonl; in the full
+#      study also one size at data reuse tau = 2, 4, 8, 16 (`rlscale curate --reuse`);
+#   4. `rlscale fit runs.jsonl --law saturating --plot demo.png`, the predictions (largest size
+#      held out, first 30% of each curve), and the result on stdout, in OUT/summary.md and in
+#      OUT/summary.json (per size pass@1/pass@8 before and after, K_max, N_0, verdicts).
 #
 # Usage: scripts/demo.sh [--quick] [--out DIR] [--seed N] [--jobs N]
-#   --quick   3 sizes, a few steps: a ~1-2 minute check that the pipeline works (CI)
+#   --quick   3 sizes, a few steps, no reuse panel: a ~1-2 minute check that the pipeline works (CI)
 #   --out     output directory (default: demo-out; it is replaced)
 #   --seed    seed of the whole study (task, pretraining, sampling, fit) (default: 0)
 #   --jobs    model sizes trained at the same time (default: 2, one per core)
@@ -63,6 +68,7 @@ if ((QUICK)); then
     HOLDOUT=16
     REF_SAMPLES=4         # reference samples per problem for the difficulty estimate
     PROBE=50
+    REUSE=()              # no reuse panel
 else
     SIZES=(s1 s2 s3 s4)
     PRETRAIN_STEPS=400
@@ -72,9 +78,11 @@ else
     HOLDOUT=64
     REF_SAMPLES=8
     PROBE=200
+    REUSE=(2 4 8 16)      # data reuse panel: tau > 1 for REUSE_SIZE (tau = 1 is its main run)
+    REUSE_SIZE=s3
 fi
 LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 2e-5 barely moves
-MAX_TOKENS=12             # ' \boxed{123}' + end of text is 8 tokens, ' The answer is 123.' 9
+MAX_TOKENS=32             # the longest worked solution (4 operands) + end of text is ~25 tokens
 REF_SIZE=${SIZES[-1]}     # difficulty from the largest model, as the paper used Qwen2.5-7B's pass rates
 
 # One thread per process: --jobs processes share the cores; no tokenizer thread pools.
@@ -158,28 +166,31 @@ rlscale curate "$OUT/task.jsonl" --pass-rates "$OUT/reference-scored.jsonl" --or
 sed 's/^/  curate: /' "$OUT/logs/curate.log" >&2
 
 # ---- 4. GRPO per size, with a held-out evaluation at every step ---------------------------
-# Each step samples the next BATCH curriculum prompts and the whole held-out split in one
+# Each step samples the next BATCH prompts of TRAIN_FILE and the whole held-out split in one
 # rollout call (the held-out records carry run_id, step and the tokens of the update that
 # produced this policy, so `eval --by` keeps them and `flops` can add C). The scored held-out
 # samples go to `eval`, the training samples to `grpo-step`.
-train_size() {
-    local size=$1 dir="$OUT/runs/$1" tokens=0 s lo hi eval_pid
-    local policy="$dir/policy" base="$OUT/models/$1"
+# train_run RUN_ID SIZE TRAIN_FILE DIR [TAU]: a run of STEPS steps from base model SIZE.
+train_run() {
+    local run=$1 size=$2 train=$3 dir=$4 tau=${5:-} tokens=0 s lo hi eval_pid
+    local policy="$dir/policy" base="$OUT/models/$2" fields by=run_id,step,n_tokens
     mkdir -p "$dir"
     cp -r "$base" "$policy"
+    [[ -z $tau ]] || by+=,tau
     for ((s = 0; s <= STEPS; s++)); do
         lo=$((s * BATCH + 1)) hi=$(((s + 1) * BATCH))
+        fields="\"run_id\":\"$run\",\"step\":$s,\"n_tokens\":$tokens,${tau:+\"tau\":$tau,}"
         {
-            if ((s < STEPS)); then sed -n "${lo},${hi}p" "$OUT/train.jsonl"; fi
-            sed "/^{\"rlscale_end\"/d; s/^{/{\"run_id\":\"$size\",\"step\":$s,\"n_tokens\":$tokens,/" "$OUT/heldout.jsonl"
+            if ((s < STEPS)); then sed -n "${lo},${hi}p" "$train"; fi
+            sed "/^{\"rlscale_end\"/d; s/^{/{$fields/" "$OUT/heldout.jsonl"
         } | rlscale rollout --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
-                --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 256 --quiet \
+                --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 512 --quiet \
           | rlscale reward --fallbacks none --quiet > "$dir/scored.jsonl"
         # Held-out: same per-sample seeds at every step (common random numbers across steps).
         # grep splits the complete scored batch in two: the end record's count is for the whole,
         # so the two halves are taken as they are (RLSCALE_END_RECORD=0).
         grep -F '"split":"test"' "$dir/scored.jsonl" \
-            | RLSCALE_END_RECORD=0 rlscale eval --by run_id,step,n_tokens --k 1,"$GROUP" --seed "$SEED" --quiet \
+            | RLSCALE_END_RECORD=0 rlscale eval --by "$by" --k 1,"$GROUP" --seed "$SEED" --quiet \
             >> "$dir/eval.jsonl" &
         eval_pid=$!
         if ((s < STEPS)); then
@@ -188,22 +199,42 @@ train_size() {
                     --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
                 >> "$dir/train-metrics.jsonl"
             tokens=$(grep -o '"n_tokens":[0-9]*' "$dir/train-metrics.jsonl" | tail -n 1 | cut -d: -f2)
-            [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $size" >&2; return 1; }
+            [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $run" >&2; return 1; }
         fi
         wait "$eval_pid"
-        # Keep the first and last held-out samples (the report counts boxed answers in them).
+        # Keep the first and last held-out samples (the report counts formatted answers in them).
         if ((s == 0 || s == STEPS)); then grep -F '"split":"test"' "$dir/scored.jsonl" > "$dir/heldout-step$s.jsonl"; fi
-        log "$size step $s/$STEPS: held-out $(grep -o '"loss":[0-9.e-]*' "$dir/eval.jsonl" | tail -n 1)"
+        log "$run step $s/$STEPS: held-out $(grep -o '"pass@1":[0-9.e-]*' "$dir/eval.jsonl" | tail -n 1)"
     done
     # Compute: C = 6 N T with N = all parameters (every one of them is in a matmul here: the
     # embedding is tied to the output layer) and D = prompts consumed.
     rlscale flops "$dir/eval.jsonl" --model "$base" --n-def total --prompts-per-step "$BATCH" \
         --quiet > "$dir/runs.jsonl"
-    rm -f "$dir/scored.jsonl"
+    rm -rf "$dir/scored.jsonl" "$dir/policy"
 }
+train_size() { train_run "$1" "$1" "$OUT/train.jsonl" "$OUT/runs/$1"; }
 log "GRPO: ${#SIZES[@]} sizes x $STEPS steps ($JOBS sizes at a time)"
 for_each_size train_size
 for size in "${SIZES[@]}"; do cat "$OUT/runs/$size/runs.jsonl"; done > "$OUT/runs.jsonl"
+
+# ---- 4b. data reuse: one size, the same number of steps, budget // tau unique prompts ------
+if ((${#REUSE[@]})); then
+    log "data reuse: $REUSE_SIZE at tau = ${REUSE[*]}, $STEPS steps each ($JOBS at a time)"
+    mkdir -p "$OUT/reuse"
+    reuse_run() {
+        rlscale curate "$OUT/train.jsonl" --order keep --reuse "$1" --budget "$((STEPS * BATCH))" \
+            --expand --seed "$SEED" -o "$OUT/reuse/train-tau$1.jsonl" 2> "$OUT/logs/reuse-tau$1.log" \
+            || { cat "$OUT/logs/reuse-tau$1.log" >&2; return 1; }
+        train_run "$REUSE_SIZE-tau$1" "$REUSE_SIZE" "$OUT/reuse/train-tau$1.jsonl" "$OUT/reuse/tau$1" "$1"
+    }
+    SIZES_BY_COST=("${REUSE[@]}")
+    for_each_size reuse_run
+    # tau = 1 is the size's main run (the first STEPS x BATCH curriculum prompts, each once).
+    {
+        sed "/^{\"rlscale_end\"/d; s/^{/{\"tau\":1,/" "$OUT/runs/$REUSE_SIZE/runs.jsonl"
+        for tau in "${REUSE[@]}"; do grep -v '^{"rlscale_end"' "$OUT/reuse/tau$tau/runs.jsonl"; done
+    } > "$OUT/reuse/runs.jsonl"
+fi
 
 # ---- 5. the scaling-law fit --------------------------------------------------------------
 log "fitting the saturating law to $(grep -vc '^{"rlscale_end"' "$OUT/runs.jsonl") points"
@@ -213,9 +244,15 @@ rlscale fit "$OUT/runs.jsonl" --law saturating --x D --seed "$SEED" -o "$OUT/fit
     2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
 rlscale fit "$OUT/runs.jsonl" --law loglinear --bootstrap 200 --seed "$SEED" -o "$OUT/fit-loglinear.json" \
     2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+# Prediction: the largest size from the smaller ones, and the rest of each curve from its first 30%.
+LARGEST_N=$(grep -o '"n_params":[0-9]*' "$OUT/pretrain.jsonl" | cut -d: -f2 | sort -n | tail -n 1)
+rlscale fit "$OUT/runs.jsonl" --law saturating --holdout-group "$LARGEST_N" --seed "$SEED" \
+    -o "$OUT/fit-holdout.json" 2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+rlscale fit "$OUT/runs.jsonl" --law saturating --fit-fraction 0.3 --seed "$SEED" \
+    -o "$OUT/fit-early.json" 2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
 sed 's/^/  /' "$OUT/logs/fit.log" >&2
 "$PYTHON" -m rlscale.demo.report "$OUT" | tee "$OUT/summary.md"
-log "done in $((SECONDS - START)) s: $OUT/runs.jsonl, $OUT/fit.json, $OUT/demo.png, $OUT/summary.md"
+log "done in $((SECONDS - START)) s: $OUT/runs.jsonl, $OUT/fit.json, $OUT/demo.png, $OUT/summary.md, $OUT/summary.json"
 if ((QUICK)); then
     log "note: --quick checks that the pipeline runs; its models and runs are too small for the numbers to mean anything (run the full study for results)"
 fi

@@ -127,6 +127,38 @@ def test_fits_plot_and_pretraining_summary(quick_run):
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
 
 
+def test_summary_json_holds_the_result_per_size_and_a_verdict_per_observation(quick_run):
+    out, _ = quick_run
+    with open(os.path.join(out, "summary.json"), "rb") as handle:
+        result = orjson.loads(handle.read())
+    runs = _read(os.path.join(out, "runs.jsonl"))
+    assert [row["size"] for row in result["sizes"]] == ["s1", "s2", "s3"]
+    for row in result["sizes"]:
+        for field in ("N", "pass1_start", "pass1_end", "pass8_start", "pass8_end",
+                      "formatted_start", "formatted_end", "accuracy_formatted_start",
+                      "accuracy_formatted_end", "k", "k_ci95"):
+            assert field in row, field
+        curve = sorted((r for r in runs if r["run_id"] == row["size"]), key=lambda r: r["step"])
+        assert row["N"] == curve[0]["N"]
+        assert (row["pass1_start"], row["pass1_end"]) == (curve[0]["pass@1"], curve[-1]["pass@1"])
+        # --quick samples G = 4 per prompt, so "pass8" holds pass@G = pass@4
+        assert (row["pass8_start"], row["pass8_end"]) == (curve[0]["pass@4"], curve[-1]["pass@4"])
+        for field in ("formatted_start", "formatted_end"):
+            assert 0.0 <= row[field] <= 1.0
+    assert result["pass_k"] == "pass@4"
+    saturating = result["saturating"]
+    for field in ("K_max", "K_max_ci95", "N_0", "N_0_ci95"):
+        assert field in saturating, field
+    assert result["reuse"] == []  # --quick runs no reuse panel
+    observations = result["observations"]
+    assert set(observations) == {"k_rises_with_N", "loglinear_per_size", "k_saturates",
+                                 "data_reuse", "prediction"}
+    for observation in observations.values():
+        assert observation["verdict"] in ("holds", "does not hold", "cannot tell")
+        assert observation["why"] and len(observation) > 2  # the numbers behind the verdict
+    assert observations["data_reuse"]["verdict"] == "cannot tell"
+
+
 def test_bad_arguments_are_usage_errors(tmp_path):
     proc = subprocess.run(["bash", SCRIPT, "--bogus"], capture_output=True, text=True,
                           env=_env(), cwd=str(tmp_path), timeout=60)

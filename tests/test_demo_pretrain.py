@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from rlscale.core.synthetic import generate_problems, with_answer_styles
+from rlscale.demo.task import generate_problems, pretraining_corpus
 from rlscale.demo.pretrain import (
     DEMO_SIZES,
     PretrainConfig,
@@ -26,28 +26,28 @@ def tokenizer():
 
 
 def test_encoding_is_what_rollout_samples_from(tokenizer):
-    problem = {"prompt": "What is 17 + 5? Please output the final answer within \\boxed{}.",
-               "answer": "22"}
+    problem = {"prompt": "What is 9 + 5 + 8? Please output the final answer within \\boxed{}.",
+               "answer": "22", "expression": "9 + 5 + 8"}
     prompt_ids, answer_ids = encode_example(tokenizer, problem)
     # raw prompt (rollout --no-chat-template tokenizes the prompt string alone) ...
     assert prompt_ids == tokenizer(problem["prompt"], add_special_tokens=False)["input_ids"]
-    # ... then one space, the boxed answer and the end-of-text token that stops sampling
+    # ... then one space, the worked solution and the end-of-text token that stops sampling
     assert answer_ids[-1] == tokenizer.eos_token_id
-    assert tokenizer.decode(answer_ids[:-1]) == " \\boxed{22}"
+    assert tokenizer.decode(answer_ids[:-1]) == " 9+5=14 14+8=22 \\boxed{22}"
     # digits are single tokens, so the answer digits are learnable one at a time
     assert [tokenizer.decode([t]) for t in answer_ids[-4:-2]] == ["2", "2"]
-    styled = {**problem, "solution": "The answer is 22."}
-    assert tokenizer.decode(encode_example(tokenizer, styled)[1][:-1]) == " The answer is 22."
+    direct = {**problem, "solution": "\\boxed{21}"}
+    assert tokenizer.decode(encode_example(tokenizer, direct)[1][:-1]) == " \\boxed{21}"
 
 
 def test_chat_template_encoding_matches_the_template(tokenizer):
-    problem = {"prompt": "What is 3 * 4? Please output the final answer within \\boxed{}.",
-               "answer": "12"}
+    problem = {"prompt": "What is 3 + 4? Please output the final answer within \\boxed{}.",
+               "answer": "7", "expression": "3 + 4"}
     prompt_ids, answer_ids = encode_example(tokenizer, problem, chat_template=True)
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": problem["prompt"]}],
                                              add_generation_prompt=True, tokenize=False)
     assert tokenizer.decode(prompt_ids) == rendered
-    assert tokenizer.decode(answer_ids[:-1]) == "\\boxed{12}"
+    assert tokenizer.decode(answer_ids[:-1]) == "3+4=7 \\boxed{7}"
 
 
 def test_brief_pretraining_lowers_the_answer_loss_and_is_seeded(tmp_path, tokenizer):
@@ -55,8 +55,9 @@ def test_brief_pretraining_lowers_the_answer_loss_and_is_seeded(tmp_path, tokeni
 
     from rlscale.engines.tiny import build_tiny_checkpoint
 
-    corpus = with_answer_styles(random.Random(1), generate_problems(
-        random.Random(2), 2000, levels=[1], unique=False), (1.0, 0.0, 0.0))
+    corpus = pretraining_corpus(random.Random(1), generate_problems(
+        random.Random(2), 2000, levels=[2], unique=False), worked_share=1.0, slip_rate=0.0,
+        miss_rate=0.0)
     config = PretrainConfig(steps=24, batch_size=16, lr=1e-2, warmup_steps=2, seed=0)
     losses = []
     for run in range(2):

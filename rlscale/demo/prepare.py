@@ -5,10 +5,12 @@ Two steps, so that the demo driver can pretrain two sizes at a time on two cores
     python -m rlscale.demo.prepare task  --out demo-out --n-problems 480 --seed 0
     python -m rlscale.demo.prepare model --out demo-out --size s3 --steps 300 --seed 0
 
-``task`` writes ``OUT/task.jsonl`` (the raw RL problem pool: ``prompt_id``, ``prompt``,
-``answer``, ``data_source``, ``level``, ``expression``) and ``OUT/tokenizer/`` (the shared BPE
-tokenizer trained on the task text). ``model`` builds one size of tiny Qwen2 from that tokenizer,
-pretrains it briefly on solved problems drawn from the task distribution, saves it to
+``task`` writes ``OUT/task.jsonl`` (the raw RL problem pool of digit sums, see
+``rlscale.demo.task``: ``prompt_id``, ``prompt``, ``answer``, ``data_source``, ``level``,
+``expression``) and ``OUT/tokenizer/`` (the shared BPE tokenizer trained on the task text).
+``model`` builds one size of tiny Qwen2 from that tokenizer, pretrains it briefly on a corpus of
+solution texts (the procedure written out only sometimes, some demonstrations wrong) for
+problems drawn from the task distribution but never from the pool, saves it to
 ``OUT/models/SIZE/`` and prints one JSON summary line on stdout (size, parameters, final
 pretraining loss, a sampled pass rate); progress goes to stderr.
 """
@@ -24,14 +26,20 @@ import time
 
 import orjson
 
-from rlscale.core.synthetic import LEVELS, generate_problems, number_problems, with_answer_styles
+from rlscale.demo.task import (
+    MAX_OPERANDS,
+    MIN_OPERANDS,
+    generate_problems,
+    number_problems,
+    pretraining_corpus,
+)
 
-# Levels the demo draws from: one-digit sums and products, two-digit +- one-digit. Harder
-# levels exist in rlscale.core.synthetic but tiny models do not learn them in seconds.
-DEMO_LEVELS = (1, 2, 3, 4)
-# Answer styles of the pretraining texts (boxed, "The answer is N.", bare N): only half
-# boxed, so the base models box their answer only sometimes and RL has a format to learn.
-STYLE_WEIGHTS = (0.5, 0.25, 0.25)
+# Levels (numbers of operands) the demo draws from: longer sums cost tokens at every step.
+DEMO_LEVELS = (2, 3, 4)
+# The pretraining corpus: half the demonstrations work the sum out, one in twenty of those slips;
+# the other half guess the answer directly, and nine guesses in ten miss by a little. Every text boxes
+# its answer, so the base models know the format; what they lack is doing the sum reliably.
+WORKED_SHARE, SLIP_RATE, MISS_RATE = 0.5, 0.05, 0.9
 # Separate seeded streams, so the pool, the pretraining corpus and the diagnostics never share draws.
 POOL_STREAM, CORPUS_STREAM, TOKENIZER_STREAM, PROBE_STREAM = 1, 2, 3, 4
 
@@ -49,9 +57,10 @@ def _parse_levels(text: str) -> tuple[int, ...]:
     for part in text.split(","):
         lo, _, hi = part.partition("-")
         levels.extend(range(int(lo), int(hi or lo) + 1))
-    bad = [lv for lv in levels if not 1 <= lv <= len(LEVELS)]
+    bad = [lv for lv in levels if not MIN_OPERANDS <= lv <= MAX_OPERANDS]
     if bad or not levels:
-        raise argparse.ArgumentTypeError(f"levels must lie in 1..{len(LEVELS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"levels must lie in {MIN_OPERANDS}..{MAX_OPERANDS}, got {text!r}")
     return tuple(levels)
 
 
@@ -63,7 +72,7 @@ def write_task(out: str, n_problems: int, seed: int, levels: tuple[int, ...],
 
     os.makedirs(out, exist_ok=True)
     pool = list(number_problems(generate_problems(_stream(seed, POOL_STREAM), n_problems, levels),
-                                prefix="arith"))
+                                prefix="sum"))
     with open(os.path.join(out, "task.jsonl"), "wb") as handle:
         for problem in pool:
             record = {"prompt_id": problem.pop("id"), **problem}
@@ -105,14 +114,18 @@ def write_model(out: str, size: str, steps: int, batch_size: int, lr: float | No
     model = AutoModelForCausalLM.from_pretrained(work_dir)
     n_params = sum(p.numel() for p in model.parameters())
     corpus_rng = _stream(seed, CORPUS_STREAM)
-    corpus = with_answer_styles(
-        corpus_rng, generate_problems(corpus_rng, 20_000, levels, unique=False), STYLE_WEIGHTS)
+    with open(os.path.join(out, "task.jsonl"), "rb") as handle:
+        pool = {orjson.loads(line)["prompt"] for line in handle}
+    corpus = pretraining_corpus(
+        corpus_rng, generate_problems(corpus_rng, 20_000, levels, unique=False, exclude=pool),
+        worked_share=WORKED_SHARE, slip_rate=SLIP_RATE, miss_rate=MISS_RATE)
     if lr is None:
         lr = scaled_lr(DEMO_SIZES[size])
     config = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     history = pretrain(model, tokenizer, corpus, config, log_every=max(1, steps // 4),
                        log=lambda r: _say(f"{size}: step {r['step']:4d}  loss {r['loss']:.3f}"))
-    probe_problems = generate_problems(_stream(seed, PROBE_STREAM), probe, levels, unique=False)
+    probe_problems = generate_problems(_stream(seed, PROBE_STREAM), probe, levels, unique=False,
+                                       exclude=pool)
     with torch.no_grad():
         pass_rate = sampled_pass_rate(model, tokenizer, probe_problems, n_samples=2, seed=seed)
     model.save_pretrained(work_dir, safe_serialization=True)

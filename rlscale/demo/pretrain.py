@@ -1,9 +1,9 @@
-"""Brief supervised pretraining of tiny Qwen2 models on the synthetic arithmetic task.
+"""Brief supervised pretraining of tiny Qwen2 models on the demo's digit-sum task.
 
 A real RL post-training run starts from a base model that already solves some problems; GRPO
 only learns from groups whose rewards differ. The demo's tiny models get the same starting point
-from a few hundred AdamW steps on solved problems (prompt rendered with the chat template, loss on
-the assistant's answer tokens), stopped early so they solve a minority of the problems.
+from a few hundred AdamW steps on solution texts (``rlscale.demo.task.pretraining_corpus``: the
+procedure written out only sometimes, with slips), loss on the solution tokens.
 
 Every model of the study shares one tokenizer trained on the task's text, so token counts (and
 hence the 6·N·T compute) are comparable across sizes.
@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlscale.core.synthetic import ANSWER_STYLES, BOXED_SUFFIX, solution_text
+from rlscale.demo.task import BOXED_SUFFIX, direct_solution, worked_solution
 from rlscale.engines.tiny import TinyConfig
 
 # Model sizes of the micro study, smallest first: ~29k, ~95k, ~0.34M and ~0.83M parameters with
@@ -59,7 +59,7 @@ class PretrainConfig:
 def tokenizer_corpus(problems: Sequence[dict]) -> list[str]:
     """Texts the shared BPE tokenizer is trained on: prompts, solutions and chat scaffolding."""
     texts = [p["prompt"] for p in problems]
-    texts += [solution_text(p, style) for p in problems for style in ANSWER_STYLES]
+    texts += [worked_solution(p) for p in problems] + [direct_solution(p) for p in problems]
     texts += ["system user assistant You are a helpful assistant.", BOXED_SUFFIX]
     return texts
 
@@ -68,8 +68,8 @@ def encode_example(tokenizer, problem: dict, chat_template: bool = False,
                    ) -> tuple[list[int], list[int]]:
     """Token ids of the prompt and of the answer (plus the end-of-text token that stops sampling).
 
-    The answer is ``problem["solution"]`` when present (a styled pretraining text), else the
-    boxed answer.
+    The answer is ``problem["solution"]`` when present (a pretraining text), else the correct
+    worked solution.
 
     The prompt is tokenized exactly as ``rlscale rollout`` does: raw text for a base model
     (``--no-chat-template``, the demo's default: half the tokens of the ChatML rendering), or
@@ -79,10 +79,10 @@ def encode_example(tokenizer, problem: dict, chat_template: bool = False,
         prompt_ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": problem["prompt"]}], add_generation_prompt=True,
             tokenize=True, return_dict=True)["input_ids"]
-        answer = problem.get("solution") or solution_text(problem)
+        answer = problem.get("solution") or worked_solution(problem)
     else:
         prompt_ids = tokenizer(problem["prompt"], add_special_tokens=False)["input_ids"]
-        answer = " " + (problem.get("solution") or solution_text(problem))
+        answer = " " + (problem.get("solution") or worked_solution(problem))
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     return list(prompt_ids), list(answer_ids) + [tokenizer.eos_token_id]
 
@@ -143,7 +143,7 @@ BOXED_NUMBER = re.compile(r"\\boxed\{(-?\d+)\}")
 
 
 def sampled_pass_rate(model, tokenizer, problems: Sequence[dict], *, n_samples: int = 4,
-                      temperature: float = 1.0, max_new_tokens: int = 12, seed: int = 0,
+                      temperature: float = 1.0, max_new_tokens: int = 48, seed: int = 0,
                       batch_size: int = 256, chat_template: bool = False) -> float:
     """Quick diagnostic: mean exact-match of the boxed integer over ``n_samples`` samples each.
 

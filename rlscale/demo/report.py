@@ -1,19 +1,37 @@
-"""The result table of the micro scaling study, from the files ``scripts/demo.sh`` writes.
+"""The result of the micro scaling study, from the files ``scripts/demo.sh`` writes.
 
-``python -m rlscale.demo.report OUT`` reads ``OUT/fit.json`` (saturating law on compute C),
-``OUT/fit-data.json`` (saturating law on prompts D), ``OUT/fit-loglinear.json`` (a free slope
-per size, no shared k(N) form), ``OUT/runs.jsonl`` and ``OUT/pretrain.jsonl``, and prints a
-Markdown summary: k per size, K_max, N_0, R², and whether larger models learn faster here.
+``python -m rlscale.demo.report OUT`` reads
+
+- ``OUT/runs.jsonl`` (held-out pass@1, pass@G, loss and compute per size and step),
+- ``OUT/runs/SIZE/heldout-step*.jsonl`` (the scored held-out samples of the first and last step),
+- ``OUT/pretrain.jsonl`` (the base models),
+- ``OUT/fit.json`` (saturating law on compute C), ``OUT/fit-loglinear.json`` (a free slope per
+  size), ``OUT/fit-holdout.json`` (saturating law without the largest size, predicting it) and
+  ``OUT/fit-early.json`` (saturating law on the first 30% of each curve, predicting the rest),
+- and, where the study ran them, ``OUT/reuse/runs.jsonl`` (one size at τ = 1, 2, 4, ...) and
+  ``OUT/seed*/fit.json`` (the same study with other seeds),
+
+writes ``OUT/summary.json`` (the machine-readable result: per size pass@1, pass@G, formatted
+share and accuracy among formatted answers before and after RL, and k with its interval; K_max
+and N_0 with intervals; the reuse result per τ; one verdict per observation of the paper with
+the numbers behind it) and prints the same as Markdown on stdout.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
+from rlscale.demo.task import is_worked
+
+HOLDS, FAILS, UNSURE = "holds", "does not hold", "cannot tell"
+# Observation 2: a size's curve counts as log-linear when its free fit explains this much of it.
+R2_LOGLINEAR = 0.8
 
 
 def _load_json(path: str) -> dict[str, Any]:
@@ -25,6 +43,10 @@ def _load_jsonl(path: str) -> list[dict[str, Any]]:
     from rlscale.io.jsonl import read_records
 
     return read_records([path])  # the one reader: end-of-stream records are not data
+
+
+def _maybe(path: str) -> dict[str, Any] | None:
+    return _load_json(path) if os.path.exists(path) else None
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -40,131 +62,291 @@ def _with_ci(value: float | None, interval: Sequence[float] | None) -> str:
     return f"{_num(value)} [{_num(interval[0])}, {_num(interval[1])}]"
 
 
-def _ci_text(interval: Sequence[float] | None) -> str:
-    return "" if interval is None else f" [{_num(interval[0], 4)}, {_num(interval[1], 4)}]"
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
-def _curve_ends(runs: Sequence[dict], group_of: dict[float, str]) -> dict[str, tuple]:
-    """First and last held-out loss per size (by step)."""
-    ends: dict[str, tuple] = {}
-    for n_params, size in group_of.items():
-        curve = sorted((r["step"], r["loss"]) for r in runs if float(r["N"]) == n_params)
-        if curve:
-            ends[size] = (curve[0][1], curve[-1][1], curve[-1][0])
-    return ends
-
-
-def boxed_share(scored: Sequence[dict]) -> float | None:
-    """Share of scored samples that gave a ``\\boxed{}`` answer (graded with ``--fallbacks
-    none``, a sample without one has verdict ``no_answer``)."""
+def sample_shares(scored: Sequence[dict]) -> dict[str, float | None]:
+    """Shares among scored held-out samples (graded with ``--fallbacks none``, so a sample
+    without a ``\\boxed{}`` answer has verdict ``no_answer``): ``formatted`` (boxed),
+    ``accuracy_formatted`` (correct among the boxed) and ``worked`` (following the procedure)."""
     if not scored:
-        return None
-    return sum(r.get("verdict") != "no_answer" for r in scored) / len(scored)
+        return {"formatted": None, "accuracy_formatted": None, "worked": None}
+    formatted = [r for r in scored if r.get("verdict") != "no_answer"]
+    return {
+        "formatted": len(formatted) / len(scored),
+        "accuracy_formatted": (sum(r.get("reward", 0.0) > 0 for r in formatted) / len(formatted)
+                               if formatted else None),
+        "worked": sum(is_worked(r.get("completion", "")) for r in scored) / len(scored),
+    }
 
 
-def _share(pair: tuple | None) -> str:
-    if not pair or None in pair:
-        return "–"
-    return f"{pair[0]:.0%} → {pair[1]:.0%}"
+def _pass_k_field(runs: Sequence[dict]) -> str | None:
+    """The largest pass@k field eval wrote (pass@G with G the group size)."""
+    ks = sorted({int(key[5:]) for r in runs for key in r if key.startswith("pass@")})
+    return f"pass@{ks[-1]}" if ks and ks[-1] > 1 else None
 
 
-def monotone_verdict(sizes: Sequence[str], slopes: dict[str, float | None]) -> str:
-    """Plain-language answer to "do larger models learn faster?" from per-size slopes k."""
-    values = [slopes.get(s) for s in sizes]
-    if any(v is None for v in values) or len(values) < 2:
-        return "undetermined (a size has no slope)"
-    pairs = list(zip(values, values[1:], strict=False))
-    rising = sum(b > a for a, b in pairs)
-    if rising == len(pairs):
-        return "yes: k rises with every step up in N"
-    if rising == 0:
-        return "no: k falls with every step up in N"
-    return f"mixed: k rises at {rising} of {len(pairs)} steps up in N"
-
-
-def _overlaps(sizes: Sequence[str], intervals: dict[str, Sequence[float] | None]) -> list[str]:
-    """Adjacent size pairs whose intervals overlap (``"s3/s4"``)."""
-    pairs = []
-    for small, big in zip(sizes, sizes[1:], strict=False):
-        a, b = intervals.get(small), intervals.get(big)
-        if a is not None and b is not None and a[1] >= b[0] and b[1] >= a[0]:
-            pairs.append(f"{small}/{big}")
-    return pairs
-
-
-def summary(fit_c: dict, fit_free: dict, fit_d: dict | None, runs: Sequence[dict],
-            pretrain: Sequence[dict], boxed: dict[str, tuple] | None = None) -> str:
-    """The Markdown summary printed at the end of the demo.
-
-    ``boxed`` maps a size name to its boxed-answer share on the held-out split at the first and
-    last evaluation.
-    """
-    boxed = boxed or {}
-    sizes_by_n = {float(p["n_params"]): p["size"] for p in pretrain}
-    keys = sorted(fit_c["groups"], key=lambda key: fit_c["groups"][key])
-    name = {key: sizes_by_n.get(float(fit_c["groups"][key]), key) for key in keys}
-    ends = _curve_ends(runs, {float(fit_c["groups"][key]): name[key] for key in keys})
-    probe = {p["size"]: p.get("probe_pass_rate") for p in pretrain}
-    k_c = fit_c["derived"]["k"]
+def size_rows(runs: Sequence[dict], pretrain: Sequence[dict], fit_free: dict,
+              shares: dict[str, tuple[dict, dict]]) -> list[dict]:
+    """One row per size, smallest first: the ``sizes`` list of summary.json."""
     k_free = fit_free["params"]["k"]
-    r2_free = fit_free["metrics"]["r2_group"]
-    k_d = fit_d["derived"]["k"] if fit_d else {}
-    ci_c = fit_c.get("ci") or {}
-    ci_k_c = (ci_c.get("derived") or {}).get("k", {})
-    ci_k_free = (fit_free.get("ci") or {}).get("k", {})
+    ci_free = (fit_free.get("ci") or {}).get("k", {})
+    r2_free = fit_free["metrics"].get("r2_group", {})
+    key_of = {float(n): key for key, n in fit_free["groups"].items()}
+    pass_k = _pass_k_field(runs)
+    rows = []
+    for model in sorted(pretrain, key=lambda p: p["n_params"]):
+        size = model["size"]
+        curve = sorted((r for r in runs if r.get("run_id") == size), key=lambda r: r["step"])
+        if not curve:
+            continue
+        first, last = curve[0], curve[-1]
+        key = key_of.get(float(first["N"]))
+        start, end = shares.get(size, ({}, {}))
+        row = {
+            "size": size,
+            "N": first["N"],
+            "steps": last["step"],
+            "k": k_free.get(key),
+            "k_ci95": ci_free.get(key),
+            "r2": r2_free.get(key),
+            "pass1_start": first["pass@1"],
+            "pass1_end": last["pass@1"],
+            "pass8_start": first.get(pass_k) if pass_k else None,
+            "pass8_end": last.get(pass_k) if pass_k else None,
+        }
+        for name in ("formatted", "accuracy_formatted", "worked"):
+            row[f"{name}_start"] = start.get(name)
+            row[f"{name}_end"] = end.get(name)
+        row["base_probe_pass_rate"] = model.get("probe_pass_rate")
+        rows.append(row)
+    return rows
+
+
+def _separated(a: Sequence[float] | None, b: Sequence[float] | None) -> bool | None:
+    if a is None or b is None:
+        return None
+    return a[1] < b[0] or b[1] < a[0]
+
+
+def verdict_k_rises(rows: Sequence[dict]) -> dict:
+    """(1) k rises with N: the smallest and largest size's intervals are separated."""
+    small, large = rows[0], rows[-1]
+    numbers = {"k_smallest": small["k"], "k_smallest_ci95": small["k_ci95"],
+               "k_largest": large["k"], "k_largest_ci95": large["k_ci95"],
+               "k_by_size": {r["size"]: r["k"] for r in rows}}
+    separated = _separated(small["k_ci95"], large["k_ci95"])
+    if separated is None or small["k"] is None or large["k"] is None:
+        return {"verdict": UNSURE, "why": "no interval for a slope", **numbers}
+    if not separated:
+        return {"verdict": UNSURE, "why": "the intervals of the smallest and largest size overlap",
+                **numbers}
+    if large["k"] > small["k"]:
+        return {"verdict": HOLDS, "why": "the largest size's interval lies above the smallest's",
+                **numbers}
+    return {"verdict": FAILS, "why": "the largest size's interval lies below the smallest's",
+            **numbers}
+
+
+def verdict_loglinear(rows: Sequence[dict]) -> dict:
+    """(2) learning curves log-linear per size: every free per-size fit has R² ≥ 0.8."""
+    r2 = {r["size"]: r["r2"] for r in rows}
+    numbers = {"r2_by_size": r2, "threshold": R2_LOGLINEAR}
+    if any(v is None for v in r2.values()):
+        return {"verdict": UNSURE, "why": "a size has no R²", **numbers}
+    low = [size for size, value in r2.items() if value < R2_LOGLINEAR]
+    if not low:
+        return {"verdict": HOLDS, "why": f"R² ≥ {R2_LOGLINEAR} for every size", **numbers}
+    if len(low) == len(r2):
+        return {"verdict": FAILS, "why": f"R² < {R2_LOGLINEAR} for every size", **numbers}
+    return {"verdict": UNSURE, "why": f"R² < {R2_LOGLINEAR} for {', '.join(low)}", **numbers}
+
+
+def saturation(fit_c: dict, rows: Sequence[dict]) -> dict:
+    """K_max and N_0 with intervals, and (3) whether k(N) saturates inside the studied range:
+    holds when N_0's interval lies below the largest size, fails when it lies above."""
+    ci = fit_c.get("ci") or {}
+    params = fit_c["params"]
+    lo, hi = rows[0]["N"], rows[-1]["N"]
+    n0_ci = ci.get("N_0")
+    result = {
+        "K_max": params["K_max"], "K_max_ci95": ci.get("K_max"),
+        "N_0": params["N_0"], "N_0_ci95": n0_ci,
+        "r2": fit_c["metrics"]["r2"], "n_points": fit_c["metrics"]["n_points"],
+        "studied_N": [lo, hi],
+        "N_0_inside_range": lo <= params["N_0"] <= hi,
+        "warnings": [w["message"] for w in fit_c.get("warnings", [])],
+    }
+    if n0_ci is None:
+        verdict, why = UNSURE, "no interval for N_0"
+    elif n0_ci[1] <= hi:
+        verdict, why = HOLDS, "N_0's interval lies below the largest size: k(N) flattens in range"
+    elif n0_ci[0] > hi:
+        verdict, why = FAILS, "N_0's interval lies above the largest size: no saturation in range"
+    else:
+        verdict, why = UNSURE, "N_0's interval reaches beyond the largest size"
+    result["observation"] = {"verdict": verdict, "why": why}
+    return result
+
+
+def reuse_rows(reuse_runs: Sequence[dict]) -> list[dict]:
+    """Per τ, the last held-out evaluation of the reuse runs (same size, same number of steps)."""
+    rows = []
+    for tau in sorted({r["tau"] for r in reuse_runs}):
+        last = max((r for r in reuse_runs if r["tau"] == tau), key=lambda r: r["step"])
+        rows.append({"tau": tau, "steps": last["step"], "loss_end": last["loss"],
+                     "loss_se": last.get("loss_se"), "pass1_end": last["pass@1"]})
+    return rows
+
+
+def verdict_reuse(rows: Sequence[dict]) -> dict:
+    """(4) data reuse: final loss at each τ within noise (|Δ| ≤ 1.96·SE of the difference) of
+    τ = 1 up to some τ; holds when τ = 2 is within noise; reports where it degrades."""
+    numbers: dict[str, Any] = {"by_tau": {str(r["tau"]): r["loss_end"] for r in rows}}
+    base = next((r for r in rows if r["tau"] == 1), None)
+    if base is None or len(rows) < 2 or base["loss_se"] is None:
+        return {"verdict": UNSURE, "why": "no reuse runs in this study", **numbers}
+    within, first_worse = [], None
+    for row in rows:
+        if row["tau"] == 1:
+            continue
+        noise = 1.96 * math.hypot(base["loss_se"], row["loss_se"] or 0.0)
+        if row["loss_end"] - base["loss_end"] > noise:
+            first_worse = row["tau"] if first_worse is None else first_worse
+        elif first_worse is None:
+            within.append(row["tau"])
+    numbers.update(within_noise_of_tau1=within, first_worse_tau=first_worse)
+    if 2 not in within:
+        return {"verdict": FAILS, "why": "τ = 2 already ends worse than τ = 1 beyond noise",
+                **numbers}
+    if first_worse is None:
+        return {"verdict": HOLDS, "why": "every τ ends within noise of τ = 1 (no degradation seen)",
+                **numbers}
+    return {"verdict": HOLDS, "why": f"within noise up to τ = {within[-1]}, worse from τ = "
+            f"{first_worse}", **numbers}
+
+
+def _validation_r2(fit: dict | None, kind: str) -> dict[str, float | None]:
+    groups = ((fit or {}).get("validation") or {}).get("groups") or {}
+    return {group: (values.get(kind) or {}).get("r2") for group, values in groups.items()}
+
+
+def verdict_prediction(fit_holdout: dict | None, fit_early: dict | None) -> dict:
+    """(5) prediction: the largest size from the smaller ones (pure: intercept extrapolated in
+    log N; calibrated: intercept from its own points), and each curve's last 70% from its first
+    30%. Holds when every R² of prediction is positive (better than the curve's own mean)."""
+    pure = _validation_r2(fit_holdout, "pure")
+    calibrated = _validation_r2(fit_holdout, "calibrated")
+    early = (((fit_early or {}).get("validation") or {}).get("metrics") or {}).get("r2")
+    numbers = {"largest_pure_r2": next(iter(pure.values()), None),
+               "largest_calibrated_r2": next(iter(calibrated.values()), None),
+               "first30_rest_r2": early}
+    values = [v for v in numbers.values() if v is not None]
+    if not values:
+        return {"verdict": UNSURE, "why": "no prediction was scored", **numbers}
+    if all(v > 0 for v in values):
+        return {"verdict": HOLDS, "why": "every prediction beats the held-out points' own mean",
+                **numbers}
+    if all(v <= 0 for v in values):
+        return {"verdict": FAILS, "why": "no prediction beats the held-out points' own mean",
+                **numbers}
+    return {"verdict": UNSURE, "why": "some predictions beat the held-out mean, some do not",
+            **numbers}
+
+
+def build_summary(out: str) -> dict:
+    """Everything summary.json holds, from the files of one demo run in ``out``."""
+    runs = _load_jsonl(os.path.join(out, "runs.jsonl"))
+    pretrain = _load_jsonl(os.path.join(out, "pretrain.jsonl"))
+    fit_c = _load_json(os.path.join(out, "fit.json"))
+    fit_free = _load_json(os.path.join(out, "fit-loglinear.json"))
+    shares = {}
+    for size in sorted(os.listdir(os.path.join(out, "runs"))):
+        directory = os.path.join(out, "runs", size)
+        files = sorted((int(name[len("heldout-step"):-len(".jsonl")]), name)
+                       for name in os.listdir(directory)
+                       if name.startswith("heldout-step") and name.endswith(".jsonl"))
+        if files:
+            shares[size] = tuple(sample_shares(_load_jsonl(os.path.join(directory, files[i][1])))
+                                 for i in (0, -1))
+    rows = size_rows(runs, pretrain, fit_free, shares)
+    sat = saturation(fit_c, rows)
+    reuse_path = os.path.join(out, "reuse", "runs.jsonl")
+    reuse = reuse_rows(_load_jsonl(reuse_path)) if os.path.exists(reuse_path) else []
+    seeds = []
+    for name in sorted(os.listdir(out)):
+        other = _maybe(os.path.join(out, name, "fit.json")) if name.startswith("seed") else None
+        if other is not None:
+            ci = other.get("ci") or {}
+            seeds.append({"run": name, "K_max": other["params"]["K_max"],
+                          "K_max_ci95": ci.get("K_max"), "N_0": other["params"]["N_0"],
+                          "N_0_ci95": ci.get("N_0")})
+    return {
+        "pass_k": _pass_k_field(runs),
+        "sizes": rows,
+        "saturating": {key: value for key, value in sat.items() if key != "observation"},
+        "reuse": reuse,
+        "other_seeds": seeds,
+        "observations": {
+            "k_rises_with_N": verdict_k_rises(rows),
+            "loglinear_per_size": verdict_loglinear(rows),
+            "k_saturates": {**sat["observation"], "K_max": sat["K_max"],
+                            "K_max_ci95": sat["K_max_ci95"], "N_0": sat["N_0"],
+                            "N_0_ci95": sat["N_0_ci95"], "studied_N": sat["studied_N"]},
+            "data_reuse": verdict_reuse(reuse),
+            "prediction": verdict_prediction(_maybe(os.path.join(out, "fit-holdout.json")),
+                                             _maybe(os.path.join(out, "fit-early.json"))),
+        },
+    }
+
+
+def markdown(result: dict) -> str:
+    """The Markdown form of ``build_summary``'s result, printed at the end of the demo."""
+    pass_k = result["pass_k"] or "pass@k"
     lines = [
-        "| size | N (params) | pretrained pass rate | held-out loss (step 0 → last) "
-        "| boxed answers (step 0 → last) "
-        "| k_C(N) saturating | k_C free per size | R² free per size | k_D(N) saturating |",
+        f"| size | N (params) | pass@1 (start → end) | {pass_k} (start → end) "
+        "| formatted | accuracy among formatted | procedure written out "
+        "| k free per size [95% CI] | R² per size |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in keys:
-        size = name[key]
-        first, last, last_step = ends.get(size, (None, None, None))
-        pass_rate = probe.get(size)
+    for row in result["sizes"]:
         lines.append(
-            f"| {size} | {fit_c['groups'][key]:,.0f} "
-            f"| {'–' if pass_rate is None else f'{pass_rate:.1%}'} "
-            f"| {_num(first)} → {_num(last)} (step {last_step}) "
-            f"| {_share(boxed.get(size))} "
-            f"| {_with_ci(k_c.get(key), ci_k_c.get(key))} "
-            f"| {_with_ci(k_free.get(key), ci_k_free.get(key))} | {_num(r2_free.get(key))} "
-            f"| {_num(k_d.get(key))} |")
-    params = fit_c["params"]
-    metrics = fit_c["metrics"]
+            f"| {row['size']} | {row['N']:,.0f} "
+            f"| {_pct(row['pass1_start'])} → {_pct(row['pass1_end'])} (step {row['steps']}) "
+            f"| {_pct(row['pass8_start'])} → {_pct(row['pass8_end'])} "
+            f"| {_pct(row['formatted_start'])} → {_pct(row['formatted_end'])} "
+            f"| {_pct(row['accuracy_formatted_start'])} → {_pct(row['accuracy_formatted_end'])} "
+            f"| {_pct(row['worked_start'])} → {_pct(row['worked_end'])} "
+            f"| {_with_ci(row['k'], row['k_ci95'])} | {_num(row['r2'])} |")
+    sat = result["saturating"]
     lines += [
         "",
-        f"Saturating law on compute C (log10 L = -k(N) log10 C + E(N), k(N) = K_max/(1+N_0/N)): "
-        f"K_max = {_num(params['K_max'], 4)}{_ci_text(ci_c.get('K_max'))}, "
-        f"N_0 = {_num(params['N_0'], 4)}{_ci_text(ci_c.get('N_0'))}, "
-        f"R² = {_num(metrics['r2'], 4)} on {metrics['n_points']} points "
-        f"({metrics['n_groups']} sizes).",
+        "Saturating law on compute C (log10 L = -k(N) log10 C + E(N), k(N) = K_max/(1+N_0/N)): "
+        f"K_max = {_with_ci(sat['K_max'], sat['K_max_ci95'])}, "
+        f"N_0 = {_with_ci(sat['N_0'], sat['N_0_ci95'])}, R² = {_num(sat['r2'], 4)} "
+        f"on {sat['n_points']} points.",
     ]
-    if fit_d:
-        lines.append(
-            f"Saturating law on prompts D: K_max = {_num(fit_d['params']['K_max'], 4)}, "
-            f"N_0 = {_num(fit_d['params']['N_0'], 4)}, R² = {_num(fit_d['metrics']['r2'], 4)}.")
-    lines.append(f"Free per-size fit on C: R² = {_num(fit_free['metrics']['r2'], 4)}.")
-    ordered = [name[key] for key in keys]
-    lines += [
-        "",
-        "Do larger models learn faster here?",
-        f"- per unit of compute (free k_C per size): "
-        f"{monotone_verdict(ordered, {name[k]: k_free.get(k) for k in keys})}",
-    ]
-    if fit_d:
-        lines.append(f"- per prompt (k_D(N) of the saturating fit on D): "
-                     f"{monotone_verdict(ordered, {name[k]: k_d.get(k) for k in keys})}")
-    if ci_c:
-        level = fit_c.get("ci_level", 0.95)
-        lines.append(f"(Brackets: {level:.0%} bootstrap intervals of the fits.)")
-        overlapping = _overlaps(ordered, {name[k]: ci_k_free.get(k) for k in keys})
-        if overlapping:
-            lines.append(f"- free-slope intervals of adjacent sizes overlap for "
-                         f"{', '.join(overlapping)}: the data cannot order those sizes")
-    warnings = [w["message"] for w in fit_c.get("warnings", [])]
-    if warnings:
-        lines += ["", "Fit warnings (saturating on C):"] + [f"- {w}" for w in warnings]
+    for seed in result["other_seeds"]:
+        lines.append(f"- {seed['run']}: K_max = {_with_ci(seed['K_max'], seed['K_max_ci95'])}, "
+                     f"N_0 = {_with_ci(seed['N_0'], seed['N_0_ci95'])}")
+    if result["reuse"]:
+        lines += ["", "Data reuse (one size, same number of steps): final held-out loss by τ: "
+                  + ", ".join(f"τ={r['tau']}: {_num(r['loss_end'])} ± {_num(r['loss_se'])}"
+                              for r in result["reuse"])]
+    lines += ["", "The paper's observations at micro scale:"]
+    titles = {
+        "k_rises_with_N": "(1) k rises with N",
+        "loglinear_per_size": "(2) learning curves log-linear per size",
+        "k_saturates": "(3) k(N) saturates inside the studied range",
+        "data_reuse": "(4) data reuse up to some τ costs nothing",
+        "prediction": "(5) the largest size and the rest of each curve are predicted",
+    }
+    for key, title in titles.items():
+        observation = result["observations"][key]
+        lines.append(f"- {title}: **{observation['verdict']}** ({observation['why']})")
+    if sat["warnings"]:
+        lines += ["", "Fit warnings (saturating on C):"] + [f"- {w}" for w in sat["warnings"]]
     return "\n".join(lines) + "\n"
 
 
@@ -175,24 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args[0]
     try:
-        fit_d_path = os.path.join(out, "fit-data.json")
-        boxed = {}
-        for size in sorted(os.listdir(os.path.join(out, "runs"))):
-            files = sorted((int(name[len("heldout-step"):-len(".jsonl")]), name)
-                           for name in os.listdir(os.path.join(out, "runs", size))
-                           if name.startswith("heldout-step") and name.endswith(".jsonl"))
-            if len(files) >= 2:
-                boxed[size] = tuple(
-                    boxed_share(_load_jsonl(os.path.join(out, "runs", size, files[i][1])))
-                    for i in (0, -1))
-        text = summary(
-            _load_json(os.path.join(out, "fit.json")),
-            _load_json(os.path.join(out, "fit-loglinear.json")),
-            _load_json(fit_d_path) if os.path.exists(fit_d_path) else None,
-            _load_jsonl(os.path.join(out, "runs.jsonl")),
-            _load_jsonl(os.path.join(out, "pretrain.jsonl")),
-            boxed,
-        )
+        result = build_summary(out)
+        text = markdown(result)
+        from rlscale.io.jsonl import atomic_write_bytes
+
+        atomic_write_bytes(os.path.join(out, "summary.json"),
+                           orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     except (OSError, ValueError, KeyError) as exc:
         print(f"demo.report: {out}: {exc}", file=sys.stderr)
         return 1
