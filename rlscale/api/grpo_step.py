@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
-from rlscale.api._options import OptionsError
 from rlscale.api._records import located
-from rlscale.core.errors import OptionError, RlscaleError
+from rlscale.core.errors import OptionError, OptionsError, RlscaleError
 
 EMITS = ("metrics", "advantages", "verl")
 # the fields a scored rollout record gives the step (rollout | reward writes them)

@@ -132,19 +132,18 @@ def command(
     step = functools.partial(grpo_step, reader, **options, log=lambda note: ctx.say(
         f"rlscale {NAME}: {note}"), progress=lambda rows: progress(
             rows, description="reading", quiet=ctx.quiet))
-    if emit == "advantages":
-        rows = step()
-        first = next(rows, None)  # all input is read before the output is opened
-        with RecordWriter(ctx.output) as writer:
-            writer.write_all([first] if first is not None else [])
+    if emit == "advantages":  # the skipped count comes before the summary, as it did
+        rows = step(log=lambda note: (ctx.report_skipped(), ctx.say(f"rlscale {NAME}: {note}")))
+        with RecordWriter(ctx.output) as writer:  # the rows come once all input is read
             writer.write_all(rows)
         return
     with ctx.writer(source=reader) as writer:  # before the lock and reading: path errors first
         metrics = step()
         if metrics is None:
             writer.close(ok=False)  # no step: no output file
-            ctx.say(f"rlscale {NAME}: no records on input: no step taken")
-            return
-        writer.write(metrics)
-    ctx.say(f"rlscale {NAME}: step {metrics['step']}: loss {metrics['loss']:.5g}, reward "
+        else:
+            writer.write(metrics)
+    ctx.report_skipped()
+    ctx.say(f"rlscale {NAME}: no records on input: no step taken" if metrics is None else
+            f"rlscale {NAME}: step {metrics['step']}: loss {metrics['loss']:.5g}, reward "
             f"{metrics['reward_mean']:.4g}, {metrics['wall_s']:.1f} s -> {out}")

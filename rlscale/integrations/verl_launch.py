@@ -19,8 +19,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from rlscale.api._options import OptionsError
-from rlscale.core.errors import OptionError, UsageError
+from rlscale.core.errors import OptionError, OptionsError, UsageError
 from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, STD_MODES, VERL_KL_NAMES
 
 ROLLOUT_ENGINES = ("vllm", "sglang")
