@@ -122,7 +122,7 @@ def command(
                        ] = "rlscale",
     experiment: Annotated[str | None, typer.Option(
         "--experiment", help="trainer.experiment_name (default: the policy's name).")] = None,
-    grader: Annotated[str, typer.Option("--grader", help="Reward in VeRL: paper or math.")
+    grader: Annotated[str, typer.Option("--grader", help="Reward in VeRL: any `rlscale reward --grader` (paper, the paper's scorer, by default).")
                       ] = "paper",
     seed: Annotated[int | None, typer.Option("--seed", help="data.seed (prompt order).")
                     ] = None,

@@ -20,10 +20,10 @@ import shlex
 from dataclasses import dataclass, field
 
 from rlscale.core.errors import OptionError, OptionsError, UsageError
+from rlscale.core.grading.registry import names as grader_names
 from rlscale.core.grpo import KL_ESTIMATORS, LOSS_AGG_MODES, STD_MODES, VERL_KL_NAMES
 
 ROLLOUT_ENGINES = ("vllm", "sglang")
-GRADERS = ("paper", "math")
 # Stand-ins for "off" where VeRL has no switch: the dual clip bound -A*c and the grad-norm
 # clip are never reached at these values.
 NO_DUAL_CLIP = 1e9
@@ -128,7 +128,8 @@ def launch(opts: LaunchOptions, data_required: bool = True) -> dict:
     _choice(o.kl, KL_ESTIMATORS, "kl")
     _choice(o.loss_agg, LOSS_AGG_MODES, "loss_agg")
     _choice(o.rollout_engine, ROLLOUT_ENGINES, "rollout_engine")
-    _choice(o.grader, GRADERS, "grader")
+    # any registered grader: the plug-in (integrations/verl.py) reads RLSCALE_GRADER from it
+    _choice(o.grader, grader_names(), "grader")
     for name in ("train_batch_size", "group_size", "mini_batches", "micro_batch_size",
                  "n_gpus_per_node", "nnodes", "total_epochs", "val_n", "tensor_parallel",
                  "max_prompt_length", "max_response_length"):
