@@ -184,6 +184,12 @@ def _prepare(records, laws, *, law_text, comparing, x, y, group, run, step_field
     return dataset, request
 
 
+def _told_dropped(dataset: Any, say: Callable[[str], None]) -> None:
+    if dataset.counts.get("step0_dropped"):
+        say(f"dropped {dataset.counts['step0_dropped']} record(s) at step 0 with "
+            f"{dataset.spec.x} = 0 (log 0 is undefined)")
+
+
 def _meta(seed: int) -> dict[str, Any]:
     from rlscale import __version__
 
@@ -225,6 +231,7 @@ def fit(
     example: str | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     on_data: Callable[[Any], None] | None = None,
+    notes: Callable[[str], None] | None = None,
 ) -> Fit:
     """Fit ``law`` to learning curves: one record per run and step with the x field (C, D or
     step), the y field (loss) and the group field (model size N). The options are those of
@@ -236,8 +243,11 @@ def fit(
     ``example="paper-base"`` (or ``paper-instruct``) fits the paper's curves shipped with
     rlscale instead of ``records``. ``law="reuse"`` on ``x="step"`` fits steps 10-100, like the
     paper, unless ``x_min`` or ``x_max`` is given. ``strict``: raise :class:`NotDetermined`
-    when the data cannot determine the law instead of listing it in :attr:`Fit.warnings`. ``progress`` wraps the bootstrap loop (a progress bar);
-    ``on_data(dataset)`` is called once the points are read, before fitting.
+    when the data cannot determine the law instead of listing it in :attr:`Fit.warnings`.
+    ``progress`` wraps the bootstrap loop (a progress bar); ``on_data(dataset)`` is called once
+    the points are read, before fitting. ``notes`` is told, one line each, what ``rlscale fit``
+    tells a person: points dropped at step 0, warnings, failed bootstrap refits, the summary
+    and the held-out score (``notes=print``).
 
     Bad options raise :class:`~rlscale.core.errors.OptionError` naming the parameter; a bad
     record raises :class:`~rlscale.core.errors.RecordError` naming its index (a
@@ -266,6 +276,8 @@ def fit(
         refine=refine, bootstrap=bootstrap, bootstrap_by=bootstrap_by, ci_level=ci_level,
         holdout_group=holdout_group, fit_fraction=fit_fraction, reference=reference, seed=seed,
         example=example, on_data=on_data)
+    say = notes or (lambda line: None)
+    _told_dropped(dataset, say)
     outcome = run_fit(dataset, request, progress=progress)
     report = {**outcome.report, **_meta(seed)}
     if isinstance(law, str) and ":" in law:  # how a reloaded fit finds a user's law again
@@ -274,6 +286,17 @@ def fit(
                  group=dataset.spec.group, outcome=outcome, options=request.options)
     if strict and result.refusals():
         raise NotDetermined(result.refusals())
+    for warning in (w for w in result.warnings if w["severity"] == "warning"):
+        say(f"warning: {warning['message']}")
+    failed = (report.get("bootstrap") or {}).get("failed")
+    if failed:
+        say(f"warning: {failed} of {bootstrap} bootstrap refits failed and were left out")
+    say(result.summary())
+    from rlscale.core.laws.validate import validation_summary
+
+    held = validation_summary(result.validation or {})
+    if held:
+        say(held)
     return result
 
 
@@ -510,13 +533,14 @@ def compare(
     holdout_group: str | Sequence[str] | None = None,
     intercept: str = "per-group",
     seed: int = 0,
+    notes: Callable[[str], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Fit several laws (default saturating, loglinear, decomposition, sigmoid; ``law`` a list
     or ``"a,b"``) on the same points, in one space (default log), under one held-out protocol
     (default: the last 70 % of every curve, ``fit_fraction=0.3``), and rank them by the mean
     held-out RMSE per curve. Other options as :func:`fit`. Returns the ranking object of
-    ``rlscale fit --compare``."""
+    ``rlscale fit --compare``. ``notes`` is told of points dropped at step 0."""
     import dataclasses
 
     from rlscale.core.laws.compare import DEFAULT_COMPARE, compare_laws, with_fraction
@@ -543,6 +567,8 @@ def compare(
     dataset, request = _prepare(records, laws, law_text=law if isinstance(law, str) else names[0],
                                 comparing=True, holdout_group=holdout_group,
                                 fit_fraction=fit_fraction, seed=seed, **settings)
+    if notes is not None:
+        _told_dropped(dataset, notes)
     base = with_fraction(request)
     result = compare_laws(dataset, laws, lambda one: dataclasses.replace(base, law=one), run_fit)
     result.update({"x": dataset.spec.x, "y": dataset.spec.y, "group": dataset.spec.group,

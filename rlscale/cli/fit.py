@@ -246,11 +246,8 @@ def command(
         warn_if_waiting_on_tty(inputs, ctx.quiet)
         reader = reader_for()
 
-        def on_data(dataset) -> None:
+        def on_data(dataset) -> None:  # skipped lines are reported once the input is read
             report_skipped(NAME, reader.n_skipped, ctx.rejects, ctx.quiet)
-            if dataset.counts.get("step0_dropped"):
-                say(f"dropped {dataset.counts['step0_dropped']} record(s) at step 0 with "
-                    f"{dataset.spec.x} = 0 (log 0 is undefined)")
 
         options = dict(x=x, y=y, group=group, run=run, step_field=step_field, where=where,
                        x_min=x_min, x_max=x_max, warmup_clip=warmup_clip, ending_clip=ending_clip,
@@ -262,11 +259,12 @@ def command(
                        on_data=on_data)
         try:
             if comparing:
-                ranking = api.compare(reader, law=law if law_given else names, **options)
+                ranking = api.compare(reader, law=law if law_given else names, notes=say,
+                                      **options)
             else:
-                result = api.fit(reader, law=law, strict=strict, **options, progress=lambda it:
-                                 progress(it, description="bootstrap", total=bootstrap,
-                                          quiet=ctx.quiet))
+                result = api.fit(reader, law=law, strict=strict, **options, notes=say,
+                                 progress=lambda it: progress(it, description="bootstrap",
+                                                              total=bootstrap, quiet=ctx.quiet))
         except EmptyInput as exc:  # empty input is valid: no fit, no output
             report_skipped(NAME, reader.n_skipped, ctx.rejects, ctx.quiet)
             say(str(exc))
@@ -279,17 +277,6 @@ def command(
                     f"{DEFAULT_FRACTION:g}); choose with --fit-fraction or --holdout-group")
             _compare(ranking, out_format, output, say)
             return
-        for warning in (w for w in result.warnings if w["severity"] == "warning"):
-            say(f"warning: {warning['message']}")
-        failed = (result.report.get("bootstrap") or {}).get("failed")
-        if failed:
-            say(f"warning: {failed} of {bootstrap} bootstrap refits failed and were left out")
-        say(result.summary())
-        from rlscale.core.laws.validate import validation_summary
-
-        held = validation_summary(result.validation or {})
-        if held:
-            say(held)
     if save is not None:
         result.save(save)
     if plot is not None:
