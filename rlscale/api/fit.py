@@ -448,16 +448,27 @@ class Fit:
                 "x": self.x, "law": self.fitted.law.name}
 
     def plan(self, budgets: Sequence[float] = (),
-             budget_range: tuple[float, float] | None = None) -> dict[str, Any]:
+             budget_range: tuple[float, float] | None = None,
+             notes: Callable[[str], None] | None = None) -> dict[str, Any]:
         """The groups are values of a discrete setting (G, tau, N): the best one per budget
         and the budgets where the best one changes, searched over ``budget_range`` (default:
-        the x range every curve covers). Raises ValueError when it cannot be planned."""
+        the x range every curve covers); ``notes`` is told each crossover in words. Raises
+        ValueError when it cannot be planned."""
         from rlscale.core.laws.planner import plan_discrete, shared_x_range
 
         if budget_range is None:
             budget_range = shared_x_range((self.report.get("data") or {}).get("x_range") or {})
         out = plan_discrete(self.fitted, budgets=budgets, budget_range=budget_range)
-        return {**out, "setting": self.group, "x": self.x, "law": self.fitted.law.name}
+        say, group = notes or (lambda line: None), self.group
+        for c in out["crossovers"]:
+            ci = c.get("budget_ci")
+            shown = f" (95% interval {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
+            say(f"{group}={c['to']} overtakes {group}={c['from']} at {self.x} = "
+                f"{c['budget']:.4g}{shown}")
+        if not out["crossovers"]:
+            say(f"{group}={out['best_at_range_start']} is best over the whole range "
+                f"{budget_range[0]:.3g}-{budget_range[1]:.3g}")
+        return {**out, "setting": group, "x": self.x, "law": self.fitted.law.name}
 
     # --- files ---------------------------------------------------------------------------
 

@@ -354,18 +354,9 @@ def _plan(result, budgets, budget_range, say) -> dict:
         except ValueError as exc:
             raise UsageError(f"--plan: {exc}") from None
     try:
-        out = result.plan(budgets, search)
+        return result.plan(budgets, search, notes=lambda line: say(f"--plan: {line}"))
     except ValueError as exc:
         raise RlscaleError(f"--plan: {exc}") from None
-    for c in out["crossovers"]:
-        ci = c.get("budget_ci")
-        shown = f" (95% interval {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
-        say(f"--plan: {result.group}={c['to']} overtakes {result.group}={c['from']} at "
-            f"{result.x} = {c['budget']:.4g}{shown}")
-    if not out["crossovers"]:
-        say(f"--plan: {result.group}={out['best_at_range_start']} is best over the whole "
-            f"range {search[0]:.3g}-{search[1]:.3g}")
-    return out
 
 
 def _check_parent(option: str, path: str | None) -> None:
