@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from rlscale.demo.task import generate_problems, pretraining_corpus
 from rlscale.demo.pretrain import (
     DEMO_SIZES,
     PretrainConfig,
@@ -15,6 +14,7 @@ from rlscale.demo.pretrain import (
     sampled_pass_rate,
     tokenizer_corpus,
 )
+from rlscale.demo.task import generate_problems, pretraining_corpus
 
 
 @pytest.fixture(scope="module")
