@@ -57,20 +57,17 @@ class Located:
         if self.from_reader:
             yield from self.records
             return
-        from rlscale.io.jsonl import check_fields
+        from rlscale.core.records import field_problem
 
         checked = bool(self.required or self.optional)
         for index, record in enumerate(self.records, 1):
             where = _Index(index)
-            if not isinstance(record, Mapping):
-                self.invalid(where, f"expected a dict, got {type(record).__name__}")
+            problem = (f"expected a dict, got {type(record).__name__}"
+                       if not isinstance(record, Mapping) else
+                       field_problem(record, self.required, self.optional) if checked else None)
+            if problem is not None:
+                self.invalid(where, problem)
                 continue
-            if checked:
-                try:
-                    check_fields(record, self.required, self.optional)
-                except ValueError as exc:
-                    self.invalid(where, str(exc))
-                    continue
             yield dict(record), where
 
 

@@ -219,19 +219,11 @@ def check_choice(value: str, allowed: tuple[str, ...] | list[str], option: str) 
 
 
 def parse_csv_list(value: str | None, option: str, kind: Callable[[str], T] = str) -> list[T]:
-    """Parse 'a,b,c' option values; a bad element is a usage error naming the option."""
-    if value is None or value == "":
-        return []
-    out = []
-    for part in value.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            out.append(kind(part))
-        except ValueError:
-            raise UsageError(f"{option}: cannot read {part!r}") from None
-    return out
+    """Parse 'a,b,c' option values; a bad element is a usage error naming the option (the
+    flag, e.g. ``--k``): :func:`rlscale.api._options.listed` as the command line calls it."""
+    from rlscale.api._options import listed
+
+    return listed(value, option, kind)
 
 
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\Z")

@@ -42,7 +42,9 @@ class OptionError(UsageError):
 
     def with_flag(self, flags: dict[str, str] | None = None) -> str:
         """The message naming the flag: from ``flags``, else ``--`` plus the dashed name."""
-        flag = (flags or {}).get(self.option) or "--" + self.option.replace("_", "-")
+        flag = (flags or {}).get(self.option) or (
+            self.option if self.option.startswith("-")  # already a flag (parse_csv_list)
+            else "--" + self.option.replace("_", "-"))
         return self._join(flag)
 
 

@@ -96,6 +96,16 @@ def check_fields(
                 raise ValueError(f"field '{name}' must be finite, got {value}")
 
 
+def field_problem(record: Mapping[str, Any], required: Mapping[str, str] | None = None,
+                  optional: Mapping[str, str] | None = None) -> str | None:
+    """What :func:`check_fields` finds wrong with ``record``, or None."""
+    try:
+        check_fields(record, required, optional)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def finite_number(record: Mapping[str, Any], name: str) -> float:
     """Return a required finite numeric field as float, or raise ValueError with a clear message."""
     check_fields(record, {name: "number"})

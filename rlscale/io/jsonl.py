@@ -41,6 +41,7 @@ from rlscale.core.records import (  # noqa: F401  (re-exported: the readers' fie
     FIELD_KINDS,
     MISSING,
     check_fields,
+    field_problem,
     finite_number,
     get_path,
     json_type_name,
@@ -118,42 +119,31 @@ def _looks_tabular(path: str) -> bool:
 
 
 def _holds_big_float(record: dict[str, Any]) -> bool:
-    """Whether any number in the record, at any depth, is a float of magnitude >= 2**64.
+    """Whether any number in the record, at any depth, is a float of magnitude >= 2**64."""
+    return _any_big_float(record.values())
 
-    orjson reads an integer beyond 64 bits as a float; such a line is parsed again by the
-    standard json module, which keeps it exact. This runs on every line, so arrays of numbers
-    (token ids, logprobs: the long ones) are bounded in one C call each: ``math.hypot`` is at
-    least the largest magnitude, so ``hypot < 2**64`` clears the whole array; only arrays of
-    other things (messages, strings, nested arrays) are walked.
+
+def _any_big_float(values: Iterable[Any]) -> bool:
+    """orjson reads an integer beyond 64 bits as a float; such a line is parsed again by the
+    standard json module, which keeps it exact. This runs on every line, so an array of numbers
+    (token ids, logprobs: the long ones) is cleared in one C call: ``math.hypot`` is at least
+    its largest magnitude. Only arrays of other things (messages, strings, arrays) are walked.
     """
-    for value in record.values():
-        kind = type(value)
-        if kind is float:
-            if not -_BIG < value < _BIG:
-                return True
-        elif kind is dict:
-            if _holds_big_float(value):
-                return True
-        elif kind is list and value and _list_holds_big_float(value):
-            return True
-    return False
-
-
-def _list_holds_big_float(values: list[Any]) -> bool:
-    try:
-        return not math.hypot(*values) < _BIG
-    except TypeError:  # not all numbers (or a bool-free mix): look at each element
-        pass
     for value in values:
         kind = type(value)
         if kind is float:
             if not -_BIG < value < _BIG:
                 return True
         elif kind is dict:
-            if _holds_big_float(value):
+            if _any_big_float(value.values()):
                 return True
-        elif kind is list and value and _list_holds_big_float(value):
-            return True
+        elif kind is list and value:
+            try:
+                if not math.hypot(*value) < _BIG:
+                    return True
+            except TypeError:  # not all numbers: look at each element
+                if _any_big_float(value):
+                    return True
     return False
 
 
@@ -220,6 +210,13 @@ class RecordReader:
         self.n_end_records = 0
         self.problems: list[str] = []  # why the input is incomplete, filled while reading
 
+    def fields_ok(self, record: Mapping[str, Any], where: Any) -> bool:
+        """Check the required/optional field kinds; a bad record goes to :meth:`invalid`."""
+        problem = field_problem(record, self.required, self.optional)
+        if problem is not None:
+            self.invalid(where, problem)
+        return problem is None
+
     def invalid(self, where: Where, message: str) -> None:
         """Report a bad record: raise RecordError, or count and skip it when skip_invalid."""
         if not self.skip_invalid:
@@ -277,12 +274,8 @@ class RecordReader:
 
         fmt = table_format(path, self.input_format) or "csv"
         for record, where in table_rows(path, source, fmt, self.invalid, Where, wide=self.wide):
-            if checked:
-                try:
-                    check_fields(record, self.required, self.optional)
-                except ValueError as exc:
-                    self.invalid(where, str(exc))
-                    continue
+            if checked and not self.fields_ok(record, where):
+                continue
             self.n_read += 1
             yield record, where
 
