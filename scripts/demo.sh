@@ -72,7 +72,7 @@ if ((QUICK)); then
 else
     SIZES=(s1 s2 s3 s4)
     PRETRAIN_STEPS=400
-    STEPS=12
+    STEPS=10
     BATCH=32
     GROUP=8
     HOLDOUT=64
@@ -225,6 +225,10 @@ if ((${#REUSE[@]})); then
         rlscale curate "$OUT/train.jsonl" --order keep --reuse "$1" --budget "$((STEPS * BATCH))" \
             --expand --seed "$SEED" -o "$OUT/reuse/train-tau$1.jsonl" 2> "$OUT/logs/reuse-tau$1.log" \
             || { cat "$OUT/logs/reuse-tau$1.log" >&2; return 1; }
+        # One id per epoch: at tau = 16 an epoch (20 prompts) is shorter than a batch, and a
+        # rollout refuses the same prompt_id twice in one input.
+        sed -i -E 's/^\{"prompt_id":"([^"]*)"(.*"epoch":([0-9]+),)/{"prompt_id":"\1-e\3"\2/' \
+            "$OUT/reuse/train-tau$1.jsonl"
         train_run "$REUSE_SIZE-tau$1" "$REUSE_SIZE" "$OUT/reuse/train-tau$1.jsonl" "$OUT/reuse/tau$1" "$1"
     }
     SIZES_BY_COST=("${REUSE[@]}")

@@ -180,7 +180,8 @@ def test_verdicts_name_their_numbers():
 
 
 def test_reuse_verdict():
-    runs = [{"tau": tau, "step": s, "loss": loss, "loss_se": 0.02, "pass@1": 1 - loss}
+    runs = [{"tau": tau, "step": s, "loss": 0.8 if s == 0 else loss, "loss_se": 0.02,
+             "pass@1": 1 - loss}
             for tau, loss in ((1, 0.50), (2, 0.52), (4, 0.51), (8, 0.60), (16, 0.70))
             for s in (0, 12)]
     rows = reuse_rows(runs)
@@ -189,21 +190,26 @@ def test_reuse_verdict():
     assert result["verdict"] == HOLDS
     assert result["within_noise_of_tau1"] == [2, 4] and result["first_worse_tau"] == 8
     assert verdict_reuse([])["verdict"] == UNSURE
-    early_harm = reuse_rows([{"tau": 1, "step": 1, "loss": 0.5, "loss_se": 0.01, "pass@1": 0.5},
+    early_harm = reuse_rows([{"tau": 1, "step": 0, "loss": 0.8, "loss_se": 0.01, "pass@1": 0.2},
+                             {"tau": 1, "step": 1, "loss": 0.5, "loss_se": 0.01, "pass@1": 0.5},
                              {"tau": 2, "step": 1, "loss": 0.6, "loss_se": 0.01, "pass@1": 0.4}])
     assert verdict_reuse(early_harm)["verdict"] == FAILS
+    no_learning = [dict(row, loss_start=row["loss_end"]) for row in rows]
+    result = verdict_reuse(no_learning)
+    assert result["verdict"] == UNSURE and result["tau1_gain"] == 0.0
 
 
 def test_prediction_verdict():
     holdout = {"validation": {"groups": {"4000": {"pure": {"r2": 0.5}, "calibrated": {"r2": 0.8}}}}}
-    early = {"validation": {"metrics": {"r2": 0.3}}}
+    early = {"validation": {"test": {"r2": 0.9, "r2_group": {"1000": 0.3, "4000": 0.2}}}}
     result = verdict_prediction(holdout, early)
     assert result["verdict"] == HOLDS
     assert (result["largest_pure_r2"], result["largest_calibrated_r2"],
-            result["first30_rest_r2"]) == (0.5, 0.8, 0.3)
+            result["first30_rest_r2_pooled"]) == (0.5, 0.8, 0.9)
     assert verdict_prediction(None, None)["verdict"] == UNSURE
-    early["validation"]["metrics"]["r2"] = -1.0
-    assert verdict_prediction(holdout, early)["verdict"] == UNSURE
+    early["validation"]["test"]["r2_group"]["4000"] = -1.0
+    result = verdict_prediction(holdout, early)
+    assert result["verdict"] == UNSURE and result["why"].startswith("1 of 4 predictions")
 
 
 def test_markdown_table():

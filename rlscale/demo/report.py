@@ -194,19 +194,27 @@ def reuse_rows(reuse_runs: Sequence[dict]) -> list[dict]:
     """Per τ, the last held-out evaluation of the reuse runs (same size, same number of steps)."""
     rows = []
     for tau in sorted({r["tau"] for r in reuse_runs}):
-        last = max((r for r in reuse_runs if r["tau"] == tau), key=lambda r: r["step"])
-        rows.append({"tau": tau, "steps": last["step"], "loss_end": last["loss"],
+        curve = sorted((r for r in reuse_runs if r["tau"] == tau), key=lambda r: r["step"])
+        first, last = curve[0], curve[-1]
+        rows.append({"tau": tau, "steps": last["step"], "loss_start": first["loss"],
+                     "loss_start_se": first.get("loss_se"), "loss_end": last["loss"],
                      "loss_se": last.get("loss_se"), "pass1_end": last["pass@1"]})
     return rows
 
 
 def verdict_reuse(rows: Sequence[dict]) -> dict:
     """(4) data reuse: final loss at each τ within noise (|Δ| ≤ 1.96·SE of the difference) of
-    τ = 1 up to some τ; holds when τ = 2 is within noise; reports where it degrades."""
+    τ = 1 up to some τ; holds when τ = 2 is within noise; reports where it degrades. Cannot
+    tell when τ = 1 itself did not learn beyond noise (then no τ has anything to lose)."""
     numbers: dict[str, Any] = {"by_tau": {str(r["tau"]): r["loss_end"] for r in rows}}
     base = next((r for r in rows if r["tau"] == 1), None)
     if base is None or len(rows) < 2 or base["loss_se"] is None:
         return {"verdict": UNSURE, "why": "no reuse runs in this study", **numbers}
+    gain = base["loss_start"] - base["loss_end"]
+    numbers["tau1_gain"] = gain
+    if gain <= 1.96 * math.hypot(base["loss_start_se"] or 0.0, base["loss_se"]):
+        return {"verdict": UNSURE, "why": f"τ = 1 itself lowered the loss by only {gain:.3f}, "
+                "within noise", **numbers}
     within, first_worse = [], None
     for row in rows:
         if row["tau"] == 1:
@@ -235,14 +243,18 @@ def _validation_r2(fit: dict | None, kind: str) -> dict[str, float | None]:
 def verdict_prediction(fit_holdout: dict | None, fit_early: dict | None) -> dict:
     """(5) prediction: the largest size from the smaller ones (pure: intercept extrapolated in
     log N; calibrated: intercept from its own points), and each curve's last 70% from its first
-    30%. Holds when every R² of prediction is positive (better than the curve's own mean)."""
+    30%. Holds when every R² of prediction (per curve for the 30% protocol: the pooled R² also
+    counts the spread between sizes) is positive, i.e. better than the points' own mean."""
     pure = _validation_r2(fit_holdout, "pure")
     calibrated = _validation_r2(fit_holdout, "calibrated")
-    early = (((fit_early or {}).get("validation") or {}).get("metrics") or {}).get("r2")
+    test = ((fit_early or {}).get("validation") or {}).get("test") or {}
+    per_curve = test.get("r2_group") or {}
     numbers = {"largest_pure_r2": next(iter(pure.values()), None),
                "largest_calibrated_r2": next(iter(calibrated.values()), None),
-               "first30_rest_r2": early}
-    values = [v for v in numbers.values() if v is not None]
+               "first30_rest_r2_pooled": test.get("r2"),
+               "first30_rest_r2_per_curve": per_curve}
+    values = [numbers["largest_pure_r2"], numbers["largest_calibrated_r2"], *per_curve.values()]
+    values = [v for v in values if v is not None]
     if not values:
         return {"verdict": UNSURE, "why": "no prediction was scored", **numbers}
     if all(v > 0 for v in values):
@@ -251,8 +263,9 @@ def verdict_prediction(fit_holdout: dict | None, fit_early: dict | None) -> dict
     if all(v <= 0 for v in values):
         return {"verdict": FAILS, "why": "no prediction beats the held-out points' own mean",
                 **numbers}
-    return {"verdict": UNSURE, "why": "some predictions beat the held-out mean, some do not",
-            **numbers}
+    worse = sum(v <= 0 for v in values)
+    return {"verdict": UNSURE, "why": f"{worse} of {len(values)} predictions do not beat the "
+            "held-out points' own mean", **numbers}
 
 
 def build_summary(out: str) -> dict:
