@@ -22,8 +22,24 @@ ROOT = os.geteuid() == 0
 UID_DROP = ROOT and sandbox.interpreter(for_other_uid=True) is not None
 
 
+def _in_this_test_process(pid: int) -> bool:
+    """Whether ``pid`` is this pytest process or one of its descendants (a pool worker)."""
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])  # the parent's pid
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
 def _sandbox_processes() -> list[int]:
-    """Live processes owned by a sandbox uid (uids from the sandbox's private range)."""
+    """Live processes owned by a sandbox uid (uids from the sandbox's private range) whose
+    owner is this test process, one of its workers, or gone (a leftover). Sandbox runs of
+    tests in another pytest worker, whose owners are alive, are not this test's business."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -36,7 +52,10 @@ def _sandbox_processes() -> list[int]:
         if status.get("State", "").strip().startswith("Z"):
             continue
         uid = int(status.get("Uid", "0").split()[0])
-        if uid >= sandbox._UID_BASE:
+        if uid < sandbox._UID_BASE:
+            continue
+        owner = (uid - sandbox._UID_BASE) // 64  # the owner's pid is part of the uid
+        if not os.path.exists(f"/proc/{owner}") or _in_this_test_process(owner):
             found.append(int(entry))
     return found
 
