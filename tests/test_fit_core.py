@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlscale.io.jsonl import Where
 from rlscale.core.laws.data import DataSpec, build_dataset
 from rlscale.core.laws.fit import (
     FitOptions,
@@ -30,6 +29,7 @@ from rlscale.core.laws.synthetic import (
     BASE_C_SIZES,
     paper_base_c_records,
 )
+from rlscale.io.jsonl import Where
 
 SIZES = BASE_C_SIZES
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlscale.io.jsonl import json_type_name
+from rlscale.core.records import json_type_name
 
 Prompt = str | list[dict[str, str]]
 

@@ -34,7 +34,7 @@ import orjson
 from rlscale.core.errors import OptionError, RecordError, UsageError
 from rlscale.core.identity import prompt_key
 from rlscale.core.prompts import check_prompt
-from rlscale.io.jsonl import json_type_name
+from rlscale.core.records import json_type_name
 
 FINISH_REASONS = ("stop", "length")
 # Seeds live in [0, 2**62) so that prompt_seed + sample_idx still fits a signed 64-bit integer,
