@@ -17,20 +17,6 @@ from rlscale.core.errors import RecordError
 SOURCE = "<records>"  # how a record from a plain iterable is named in errors ("<records>:3")
 
 
-class _Index:
-    """Where a record of a plain iterable is: its 1-based position."""
-
-    __slots__ = ("line", "raw")
-    source = SOURCE
-
-    def __init__(self, line: int):
-        self.line = line
-        self.raw = b""
-
-    def __str__(self) -> str:
-        return f"{SOURCE}:{self.line}"
-
-
 def _strict(where: Any, message: str) -> None:
     raise RecordError(where.source, where.line, message)
 
@@ -58,10 +44,11 @@ class Located:
             yield from self.records
             return
         from rlscale.core.records import field_problem
+        from rlscale.io.jsonl import Where
 
         checked = bool(self.required or self.optional)
         for index, record in enumerate(self.records, 1):
-            where = _Index(index)
+            where = Where(SOURCE, index)  # the reader's location type, line = position
             problem = (f"expected a dict, got {type(record).__name__}"
                        if not isinstance(record, Mapping) else
                        field_problem(record, self.required, self.optional) if checked else None)
