@@ -63,6 +63,14 @@ WideOpt = Annotated[
 ]
 
 
+FollowOpt = Annotated[
+    bool,
+    typer.Option("--follow", help="Keep running on stdin: each end-of-stream record closes a "
+                 "batch; answer it (ended by its own end record, flushed) and wait for the next. "
+                 "Loops that alternate sampling and training pay the start-up once."),
+]
+
+
 def check_input_format(value: str | None) -> str | None:
     """Reject an ``--input-format`` outside :data:`INPUT_FORMATS` as a usage error (exit 2)."""
     if value is not None and value not in INPUT_FORMATS:

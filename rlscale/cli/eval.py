@@ -48,7 +48,7 @@ ThresholdOpt = Annotated[float, typer.Option(
     "--threshold", metavar="T", help="A sample is correct when reward > T (0/1 rewards: exact).")]
 
 
-@tool(NAME, flags={"set_fields": "--set"})  # the one flag that is not --dashed-name
+@tool(NAME, flags={"set_fields": "--set"}, follow=True)  # the one flag that is not --dashed-name
 def command(
     ctx: Context,
     by: ByOpt = None,

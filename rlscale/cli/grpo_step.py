@@ -34,12 +34,16 @@ EPILOG = (
 )
 
 
-def _check(**options) -> None:  # usage errors come before any file is opened
+def _check(follow: bool = False, **options) -> None:  # usage errors before any file is opened
     from rlscale.api.grpo_step import check_options
+    from rlscale.core.errors import UsageError
+    if follow and options["emit"] != "metrics":
+        raise UsageError(f"--follow trains on each batch (--emit metrics), not --emit "
+                         f"{options['emit']}")
     check_options(options)
 
 
-@tool(NAME, check=_check)
+@tool(NAME, check=_check, follow=True)
 def command(
     ctx: Context,
     policy: Annotated[str | None, typer.Option(

@@ -63,7 +63,7 @@ KeepThinkingOpt = Annotated[bool, typer.Option(
     "after the last </think>.")]
 
 
-@tool(NAME)
+@tool(NAME, follow=True)
 def command(
     ctx: Context,
     grader: GraderOpt = "math",

@@ -55,7 +55,7 @@ EPILOG = (
 
 
 
-@tool(NAME, flags={"n": "-n"})
+@tool(NAME, flags={"n": "-n"}, follow=True)
 def command(
     ctx: Context,
     model: Annotated[str, typer.Option("--model", "-m", metavar="DIR",

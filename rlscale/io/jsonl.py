@@ -16,6 +16,11 @@ complete). Every reader recognises it, checks the count, and never yields it as 
 of rlscale samples (records with a ``sampling`` object) that stops without one, or whose count
 does not match, is *incomplete*, and batch consumers refuse it (:meth:`RecordReader.require_complete`).
 ``RLSCALE_END_RECORD=0`` turns the mechanism off (nothing written, nothing required).
+
+Batches (``--follow``): a long-running stage reads one stream as a series of batches, each
+closed by an end-of-stream record (:class:`Batches`); it answers each batch with its output and
+that output's own end record, and then waits for the next. So a loop that alternates sampling
+and training pays the start-up of torch and transformers once, not once per step.
 """
 
 from __future__ import annotations
@@ -173,6 +178,58 @@ def parse_line(raw: bytes, *, replace_invalid_utf8: bool = False) -> dict[str, A
     return value
 
 
+class Batches:
+    """stdin read as a series of batches, each closed by an end-of-stream record (``--follow``).
+
+    :meth:`wait` blocks until the next batch begins (or the stream ends); a
+    :class:`RecordReader` made with ``batch=`` this object then yields that batch's records and
+    stops after its end record, leaving the rest of the stream for the next batch. Line numbers
+    count from the start of the stream. Lines are read one at a time (``readline``), so nothing
+    of a batch that has not been answered yet is read ahead of time.
+    """
+
+    def __init__(self, handle: IO[bytes] | None = None):
+        self.handle = sys.stdin.buffer if handle is None else handle
+        self.line = 0
+        self.count = 0  # batches begun
+        self.ended = True  # the current batch's end record was read
+        self.eof = False
+        self._pending: bytes | None = None
+
+    def wait(self) -> bool:
+        """Block until the next batch's first line arrives (True) or the stream ends (False).
+
+        Blank lines between batches are skipped."""
+        if self.eof:
+            return False
+        if not self.ended:
+            raise RlscaleError(f"internal error: batch {self.count} was not read to its end")
+        while True:
+            raw = self.handle.readline()
+            if not raw:
+                self.eof = True
+                return False
+            self.line += 1
+            if raw.strip():
+                self._pending, self.ended = raw, False
+                self.count += 1
+                return True
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """``(line number, raw line)`` of the current batch, up to the stream's end (the reader
+        stops at the batch's end record)."""
+        if self._pending is not None:
+            raw, self._pending = self._pending, None
+            yield self.line, raw
+        while True:
+            raw = self.handle.readline()
+            if not raw:
+                self.eof = True
+                return
+            self.line += 1
+            yield self.line, raw
+
+
 class RecordReader:
     """Iterate over JSONL records from files or stdin, with line-numbered errors.
 
@@ -181,6 +238,8 @@ class RecordReader:
         required / optional: field kinds checked on every record (see :func:`check_fields`).
         skip_invalid: skip bad lines instead of raising; ``n_skipped`` counts them.
         rejects: an open binary file that receives each skipped raw line.
+        batch: read only the current batch of a :class:`Batches` stream (``--follow``); a
+            batch that the stream ends inside of is incomplete.
 
     Iterating yields ``(record, where)``. Commands that check more than field kinds call
     :meth:`invalid` with the ``where`` of the record; it raises or skips by the same rule.
@@ -197,8 +256,12 @@ class RecordReader:
         input_format: str | None = None,
         wide: str | None = None,
         replace_invalid_utf8: bool = False,
+        batch: Batches | None = None,
     ):
         self.replace_invalid_utf8 = replace_invalid_utf8  # see parse_line
+        self.batch = batch  # read only the current batch of this stream (then ``inputs`` = stdin)
+        if batch is not None and (inputs or input_format not in (None, "jsonl") or wide):
+            raise UsageError("batches (--follow) are read from stdin as JSONL")
         self.input_format, self.wide = input_format, wide  # tables: see io/tables.py
         self.inputs = list(inputs or []) or [STDIN]
         self.required = dict(required or {})
@@ -232,16 +295,23 @@ class RecordReader:
             if (self.input_format or ("csv" if _looks_tabular(path) else "jsonl")) != "jsonl":
                 yield from self._table(path, source, checked)
                 continue
-            handle = _open_binary(path)
+            if self.batch is not None:
+                handle, lines = None, self.batch.lines()
+            else:
+                handle = _open_binary(path)
+                lines = enumerate(handle, 1)
             # a segment is the run of data lines since the source's start or its last end record
             segment, from_rlscale, ends = 0, False, 0
             try:
-                for line_no, raw in enumerate(handle, 1):
+                for line_no, raw in lines:
                     if not raw.strip():
                         continue  # blank lines (and a trailing newline) are not records
                     where = Where(source, line_no, raw)
                     if raw.startswith(_END_PREFIX) and self._end_record(raw, where, segment):
                         segment, from_rlscale, ends = 0, False, ends + 1
+                        if self.batch is not None:
+                            self.batch.ended = True
+                            break  # the batch is complete; the stream stays open for the next
                         continue
                     segment += 1
                     try:
@@ -260,9 +330,14 @@ class RecordReader:
                     raise
                 raise RlscaleError(f"{source}: cannot read: {exc}") from None
             finally:
-                if handle is not sys.stdin.buffer:
+                if handle is not None and handle is not sys.stdin.buffer:
                     handle.close()
-            if segment and (from_rlscale or ends):
+            if self.batch is not None and not self.batch.ended:
+                self.problems.append(
+                    f"{source} ends after {segment} record(s) of a batch without the "
+                    "end-of-stream record that closes each batch of --follow (the writer "
+                    "failed or was stopped, or the stream was cut)")
+            elif segment and (from_rlscale or ends):
                 self.problems.append(
                     f"{source} ends after {segment} record(s) without the end-of-stream record "
                     "rlscale writes on success (a stage before failed or was stopped, or the "
@@ -547,8 +622,12 @@ class RecordWriter:
 
     def __init__(self, output: str | None = None, *, flush_each: bool | None = None,
                  tool: str | None = None, source: RecordReader | None = None,
-                 inputs: Iterable[str] | None = None):
+                 inputs: Iterable[str] | None = None, batch: bool = False):
         self.output = None if output in (None, STDIN) else output
+        # an answer to one batch of --follow: always ended (empty or at a terminal too), since
+        # the end record is what tells the other side that the answer is complete
+        self.batch = batch
+        self.ended = False
         if inputs is not None:
             refuse_overlap({"-o": self.output}, inputs)
         self.n_written = 0
@@ -591,13 +670,16 @@ class RecordWriter:
         return None
 
     def _end(self) -> None:
-        # empty output stays empty: nothing downstream can act on it anyway
-        if (self.tool is None or not self.n_written or not end_records_enabled()
-                or self.incomplete_reason()):
+        if self.tool is None or not end_records_enabled() or self.incomplete_reason():
             return
-        if self._file is None and _isatty(self._handle):
-            return  # a person reading a terminal needs no end record
+        if not self.batch:
+            # empty output stays empty: nothing downstream can act on it anyway
+            if not self.n_written:
+                return
+            if self._file is None and _isatty(self._handle):
+                return  # a person reading a terminal needs no end record
         self._handle.write(dumps({END_KEY: {"tool": self.tool, "records": self.n_written}}))
+        self.ended = True
 
     def close(self, ok: bool = True) -> None:
         if self.closed:
