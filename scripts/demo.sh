@@ -79,7 +79,7 @@ else
     REF_SAMPLES=8
     PROBE=200
     REUSE=(2 4 8 16)      # data reuse panel: tau > 1 for REUSE_SIZE (tau = 1 is its main run)
-    REUSE_SIZE=s3
+    REUSE_SIZE=s2
 fi
 LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 2e-5 barely moves
 MAX_TOKENS=32             # the longest worked solution (4 operands) + end of text is ~25 tokens
@@ -166,51 +166,80 @@ rlscale curate "$OUT/task.jsonl" --pass-rates "$OUT/reference-scored.jsonl" --or
 sed 's/^/  curate: /' "$OUT/logs/curate.log" >&2
 
 # ---- 4. GRPO per size, with a held-out evaluation at every step ---------------------------
-# Each step samples the next BATCH prompts of TRAIN_FILE and the whole held-out split in one
-# rollout call (the held-out records carry run_id, step and the tokens of the update that
-# produced this policy, so `eval --by` keeps them and `flops` can add C). The scored held-out
-# samples go to `eval`, the training samples to `grpo-step`.
+# Each run keeps two long-running stages, fed one batch at a time through named pipes
+# (`--follow`: every end-of-stream record closes a batch, every answer ends with its own):
+#   the sampler  rlscale rollout --follow | rlscale reward --follow   (the policy re-read per batch)
+#   the trainer  rlscale grpo-step --follow                           (one GRPO step per batch)
+# so torch and transformers are imported twice per run, not twice per step. Each step sends
+# the sampler the next BATCH prompts of TRAIN_FILE together with the whole held-out split (the
+# held-out records carry run_id, step and the tokens of the update that produced this policy,
+# so `eval --by` keeps them and `flops` can add C); the scored held-out samples go to
+# `rlscale eval`, the training samples to the trainer, and the next step starts only when the
+# trainer has answered, i.e. when the updated policy is published.
 # train_run RUN_ID SIZE TRAIN_FILE DIR [TAU]: a run of STEPS steps from base model SIZE.
+source "$REPO/scripts/follow.sh"  # end_record, send_batch, one_answer
 train_run() {
     local run=$1 size=$2 train=$3 dir=$4 tau=${5:-} tokens=0 s lo hi eval_pid
     local policy="$dir/policy" base="$OUT/models/$2" fields by=run_id,step,n_tokens
+    local sampler trainer to_sampler from_sampler to_trainer from_trainer
     mkdir -p "$dir"
     cp -r "$base" "$policy"
     [[ -z $tau ]] || by+=,tau
+    mkfifo "$dir/sampler.in" "$dir/sampler.out" "$dir/trainer.in" "$dir/trainer.out"
+    rlscale rollout --follow --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
+            --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 512 --quiet \
+            < "$dir/sampler.in" \
+        | rlscale reward --follow --fallbacks none --quiet > "$dir/sampler.out" &
+    sampler=$!
+    rlscale grpo-step --follow --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
+            --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
+            < "$dir/trainer.in" > "$dir/trainer.out" &
+    trainer=$!
+    # in the order the stages open them (each open of a named pipe waits for the other end)
+    exec {to_sampler}>"$dir/sampler.in" {from_sampler}<"$dir/sampler.out" \
+         {to_trainer}>"$dir/trainer.in" {from_trainer}<"$dir/trainer.out"
     for ((s = 0; s <= STEPS; s++)); do
         lo=$((s * BATCH + 1)) hi=$(((s + 1) * BATCH))
         fields="\"run_id\":\"$run\",\"step\":$s,\"n_tokens\":$tokens,${tau:+\"tau\":$tau,}"
         {
-            if ((s < STEPS)); then sed -n "${lo},${hi}p" "$train"; fi
+            if ((s < STEPS)); then sed -n "${lo},${hi}{/^{\"rlscale_end\"/d;p}" "$train"; fi
             sed "/^{\"rlscale_end\"/d; s/^{/{$fields/" "$OUT/heldout.jsonl"
-        } | rlscale rollout --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
-                --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 512 --quiet \
-          | rlscale reward --fallbacks none --quiet > "$dir/scored.jsonl"
+        } > "$dir/batch.jsonl"
+        send_batch "$to_sampler" "$dir/batch.jsonl" \
+            || { echo "demo.sh: $run: the sampler is gone at step $s" >&2; return 1; }
+        one_answer "$(($(grep -c . "$dir/batch.jsonl") * GROUP))" "$dir/scored.jsonl" <&"$from_sampler" \
+            || { echo "demo.sh: $run: the sampler stopped at step $s" >&2; return 1; }
+        # Split the scored batch (complete: reward ended it) into the held-out samples, for
+        # eval, and the training samples, for the trainer; each half is sent as a batch of its own.
         # Held-out: same per-sample seeds at every step (common random numbers across steps).
-        # grep splits the complete scored batch in two: the end record's count is for the whole,
-        # so the two halves are taken as they are (RLSCALE_END_RECORD=0).
-        grep -F '"split":"test"' "$dir/scored.jsonl" \
-            | RLSCALE_END_RECORD=0 rlscale eval --by "$by" --k 1,"$GROUP" --seed "$SEED" --quiet \
-            >> "$dir/eval.jsonl" &
+        grep -F '"split":"test"' "$dir/scored.jsonl" > "$dir/heldout-scored.jsonl"
+        send_batch 1 "$dir/heldout-scored.jsonl" \
+            | rlscale eval --by "$by" --k 1,"$GROUP" --seed "$SEED" --quiet >> "$dir/eval.jsonl" &
         eval_pid=$!
         if ((s < STEPS)); then
-            grep -vF '"split":"test"' "$dir/scored.jsonl" \
-                | RLSCALE_END_RECORD=0 rlscale grpo-step --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
-                    --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
-                >> "$dir/train-metrics.jsonl"
+            grep -vF -e '"split":"test"' -e '{"rlscale_end"' "$dir/scored.jsonl" > "$dir/train-scored.jsonl"
+            send_batch "$to_trainer" "$dir/train-scored.jsonl" \
+                || { echo "demo.sh: $run: the trainer is gone at step $((s + 1))" >&2; return 1; }
+            one_answer 1 "$dir/step-metrics.jsonl" <&"$from_trainer" \
+                || { echo "demo.sh: $run: the trainer stopped at step $((s + 1))" >&2; return 1; }
+            cat "$dir/step-metrics.jsonl" >> "$dir/train-metrics.jsonl"
             tokens=$(grep -o '"n_tokens":[0-9]*' "$dir/train-metrics.jsonl" | tail -n 1 | cut -d: -f2)
             [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $run" >&2; return 1; }
         fi
         wait "$eval_pid"
         # Keep the first and last held-out samples (the report counts formatted answers in them).
-        if ((s == 0 || s == STEPS)); then grep -F '"split":"test"' "$dir/scored.jsonl" > "$dir/heldout-step$s.jsonl"; fi
+        if ((s == 0 || s == STEPS)); then mv "$dir/heldout-scored.jsonl" "$dir/heldout-step$s.jsonl"; fi
         log "$run step $s/$STEPS: held-out $(grep -o '"pass@1":[0-9.e-]*' "$dir/eval.jsonl" | tail -n 1)"
     done
+    exec {to_sampler}>&- {to_trainer}>&-  # end of input: both stages finish and exit
+    wait "$sampler" || { echo "demo.sh: $run: the sampler failed" >&2; return 1; }
+    wait "$trainer" || { echo "demo.sh: $run: the trainer failed" >&2; return 1; }
+    exec {from_sampler}<&- {from_trainer}<&-
     # Compute: C = 6 N T with N = all parameters (every one of them is in a matmul here: the
     # embedding is tied to the output layer) and D = prompts consumed.
     rlscale flops "$dir/eval.jsonl" --model "$base" --n-def total --prompts-per-step "$BATCH" \
         --quiet > "$dir/runs.jsonl"
-    rm -rf "$dir/scored.jsonl" "$dir/policy"
+    rm -rf "$dir"/{scored,batch,heldout-scored,train-scored,step-metrics}.jsonl "$dir"/*.in "$dir"/*.out "$dir/policy"
 }
 train_size() { train_run "$1" "$1" "$OUT/train.jsonl" "$OUT/runs/$1"; }
 log "GRPO: ${#SIZES[@]} sizes x $STEPS steps ($JOBS sizes at a time)"
