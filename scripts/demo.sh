@@ -12,16 +12,19 @@
 #   2. tiny Qwen2 base models of 4 sizes, briefly pretrained on solutions that write the
 #      procedure out only half the time, some of them wrong: every answer is boxed, pass@8 is
 #      far above pass@1;
-#   3. per size, GRPO steps of `rlscale rollout | rlscale reward | rlscale grpo-step`, with the
-#      held-out split sampled in the same rollout call and scored with `rlscale eval` at every
-#      step, compute added by `rlscale flops`, everything appended to runs.jsonl; in the full
-#      study also one size at data reuse tau = 2, 4, 8, 16 (`rlscale curate --reuse`);
+#   3. per size, GRPO steps of `rlscale rollout | rlscale reward | rlscale grpo-step` (long-
+#      running --follow stages, fed a batch per step), with the held-out split sampled in the
+#      same rollout batch and scored with `rlscale eval` at every step, compute added by
+#      `rlscale flops`, everything appended to runs.jsonl; in the full study also one size at
+#      data reuse tau = 2, 4, 8, 16 (`rlscale curate --reuse`), and every size once more with
+#      a second RL seed (SEED + 100) on the same base models and data (OUT/seedS/);
 #   4. `rlscale fit runs.jsonl --law saturating --plot demo.png`, the predictions (largest size
 #      held out, first 30% of each curve), and the result on stdout, in OUT/summary.md and in
 #      OUT/summary.json (per size pass@1/pass@8 before and after, K_max, N_0, verdicts).
 #
 # Usage: scripts/demo.sh [--quick] [--out DIR] [--seed N] [--jobs N]
-#   --quick   3 sizes, a few steps, no reuse panel: a ~1-2 minute check that the pipeline works (CI)
+#   --quick   3 sizes, a few steps, no reuse panel, one seed: a ~1.5 minute check that the
+#             pipeline works (CI)
 #   --out     output directory (default: demo-out; it is replaced)
 #   --seed    seed of the whole study (task, pretraining, sampling, fit) (default: 0)
 #   --jobs    model sizes trained at the same time (default: 2, one per core)
@@ -69,6 +72,7 @@ if ((QUICK)); then
     REF_SAMPLES=4         # reference samples per problem for the difficulty estimate
     PROBE=50
     REUSE=()              # no reuse panel
+    RL_SEEDS=()           # no second RL seed
 else
     SIZES=(s1 s2 s3 s4)
     PRETRAIN_STEPS=400
@@ -80,6 +84,10 @@ else
     PROBE=200
     REUSE=(2 4 8 16)      # data reuse panel: tau > 1 for REUSE_SIZE (tau = 1 is its main run)
     REUSE_SIZE=s2
+    # The RL runs once more with another seed (sampling, updates, bootstrap) on the same base
+    # models and data: how far the result moves from run to run. (SEED + 1 is taken: it drew
+    # the reference samples that rank the problems by difficulty.)
+    RL_SEEDS=($((SEED + 100)))
 fi
 LR=1e-4                   # GRPO learning rate (AdamW): 1e-3 collapses these models, 2e-5 barely moves
 MAX_TOKENS=32             # the longest worked solution (4 operands) + end of text is ~25 tokens
@@ -179,7 +187,7 @@ sed 's/^/  curate: /' "$OUT/logs/curate.log" >&2
 # train_run RUN_ID SIZE TRAIN_FILE DIR [TAU]: a run of STEPS steps from base model SIZE.
 source "$REPO/scripts/follow.sh"  # end_record, send_batch, one_answer
 train_run() {
-    local run=$1 size=$2 train=$3 dir=$4 tau=${5:-} tokens=0 s lo hi eval_pid
+    local run=$1 size=$2 train=$3 dir=$4 tau=${5:-} tokens=0 s lo hi eval_pid seed=$RUN_SEED
     local policy="$dir/policy" base="$OUT/models/$2" fields by=run_id,step,n_tokens
     local sampler trainer to_sampler from_sampler to_trainer from_trainer
     mkdir -p "$dir"
@@ -187,12 +195,12 @@ train_run() {
     [[ -z $tau ]] || by+=,tau
     mkfifo "$dir/sampler.in" "$dir/sampler.out" "$dir/trainer.in" "$dir/trainer.out"
     rlscale rollout --follow --model "$policy" -n "$GROUP" --temperature 1.0 --top-p 1.0 \
-            --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$SEED" --batch-size 512 --quiet \
+            --max-tokens "$MAX_TOKENS" --no-chat-template --seed "$seed" --batch-size 512 --quiet \
             < "$dir/sampler.in" \
         | rlscale reward --follow --fallbacks none --quiet > "$dir/sampler.out" &
     sampler=$!
     rlscale grpo-step --follow --policy "$policy" --ref "$base" --out "$policy" --lr "$LR" \
-            --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$SEED" --quiet \
+            --mini-batches 4 --micro-batch-size 128 --temperature 1.0 --seed "$seed" --quiet \
             < "$dir/trainer.in" > "$dir/trainer.out" &
     trainer=$!
     # in the order the stages open them (each open of a named pipe waits for the other end)
@@ -214,7 +222,7 @@ train_run() {
         # Held-out: same per-sample seeds at every step (common random numbers across steps).
         grep -F '"split":"test"' "$dir/scored.jsonl" > "$dir/heldout-scored.jsonl"
         send_batch 1 "$dir/heldout-scored.jsonl" \
-            | rlscale eval --by "$by" --k 1,"$GROUP" --seed "$SEED" --quiet >> "$dir/eval.jsonl" &
+            | rlscale eval --by "$by" --k 1,"$GROUP" --seed "$seed" --quiet >> "$dir/eval.jsonl" &
         eval_pid=$!
         if ((s < STEPS)); then
             grep -vF -e '"split":"test"' -e '{"rlscale_end"' "$dir/scored.jsonl" > "$dir/train-scored.jsonl"
@@ -241,7 +249,9 @@ train_run() {
         --quiet > "$dir/runs.jsonl"
     rm -rf "$dir"/{scored,batch,heldout-scored,train-scored,step-metrics}.jsonl "$dir"/*.in "$dir"/*.out "$dir/policy"
 }
-train_size() { train_run "$1" "$1" "$OUT/train.jsonl" "$OUT/runs/$1"; }
+# RUN_SEED: the seed of the RL runs (rollout, grpo-step, eval); SEED_OUT: where they go.
+RUN_SEED=$SEED SEED_OUT=$OUT
+train_size() { train_run "$1" "$1" "$OUT/train.jsonl" "$SEED_OUT/runs/$1"; }
 log "GRPO: ${#SIZES[@]} sizes x $STEPS steps ($JOBS sizes at a time)"
 for_each_size train_size
 for size in "${SIZES[@]}"; do cat "$OUT/runs/$size/runs.jsonl"; done > "$OUT/runs.jsonl"
@@ -268,6 +278,19 @@ if ((${#REUSE[@]})); then
         for tau in "${REUSE[@]}"; do grep -v '^{"rlscale_end"' "$OUT/reuse/tau$tau/runs.jsonl"; done
     } > "$OUT/reuse/runs.jsonl"
 fi
+
+# ---- 4c. the RL runs again with another seed ---------------------------------------------
+for RUN_SEED in "${RL_SEEDS[@]}"; do
+    SEED_OUT=$OUT/seed$RUN_SEED
+    log "GRPO again with RL seed $RUN_SEED: ${#SIZES[@]} sizes x $STEPS steps, same base models and data"
+    for_each_size train_size
+    for size in "${SIZES[@]}"; do cat "$SEED_OUT/runs/$size/runs.jsonl"; done > "$SEED_OUT/runs.jsonl"
+    rlscale fit "$SEED_OUT/runs.jsonl" --law saturating --bootstrap 200 --seed "$RUN_SEED" \
+        -o "$SEED_OUT/fit.json" 2> "$OUT/logs/fit-seed$RUN_SEED.log" \
+        && rlscale fit "$SEED_OUT/runs.jsonl" --law loglinear --bootstrap 200 --seed "$RUN_SEED" \
+            -o "$SEED_OUT/fit-loglinear.json" 2>> "$OUT/logs/fit-seed$RUN_SEED.log" \
+        || { cat "$OUT/logs/fit-seed$RUN_SEED.log" >&2; exit 1; }
+done
 
 # ---- 5. the scaling-law fit --------------------------------------------------------------
 log "fitting the saturating law to $(grep -vc '^{"rlscale_end"' "$OUT/runs.jsonl") points"

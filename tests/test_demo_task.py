@@ -214,7 +214,7 @@ def test_prediction_verdict():
 
 def test_markdown_table():
     rows = _fixture()
-    result = {"pass_k": "pass@8", "sizes": rows, "reuse": [], "other_seeds": [],
+    result = {"pass_k": "pass@8", "sizes": rows, "reuse": [], "seeds": [],
               "saturating": {"K_max": 0.1, "K_max_ci95": None, "N_0": 2000.0, "N_0_ci95": None,
                              "r2": 0.9, "n_points": 10, "warnings": ["N_0 is poorly determined"]},
               "observations": {key: {"verdict": UNSURE, "why": "test"} for key in (
@@ -226,6 +226,43 @@ def test_markdown_table():
     assert "K_max = 0.1, N_0 = 2e+03, R² = 0.9 on 10 points." in lines[5]
     assert "- (1) k rises with N: **cannot tell** (test)" in lines
     assert lines[-1] == "- N_0 is poorly determined"
+
+
+def test_observations_hold_only_when_every_seed_agrees():
+    from rlscale.demo.report import combine_seeds
+
+    rows = _fixture()
+    holds, overlaps = verdict_k_rises(rows), verdict_k_rises(
+        [dict(rows[0], k_ci95=[0.0, 0.04]), rows[1]])
+    both = combine_seeds({"0": holds, "100": holds})
+    assert both["verdict"] == HOLDS and both["k_largest"] == 0.05
+    assert both["why"] == "every seed: the largest size's interval lies above the smallest's"
+    assert both["by_seed"] == {"0": holds, "100": holds}
+    split = combine_seeds({"0": holds, "100": overlaps})
+    assert split["verdict"] == UNSURE
+    assert split["why"] == "the seeds disagree (seed 0 holds, seed 100 cannot tell)"
+    assert split["by_seed"]["100"]["k_smallest_ci95"] == [0.0, 0.04]
+    alone = combine_seeds({"0": overlaps})
+    assert alone["verdict"] == UNSURE and alone["why"] == overlaps["why"]
+
+
+def test_markdown_shows_each_seed():
+    rows = _fixture()
+    seed_rows = [{key: row[key] for key in ("size", "k", "k_ci95")} for row in rows]
+    result = {"pass_k": "pass@8", "sizes": rows, "reuse": [],
+              "seeds": [{"seed": 0, "sizes": seed_rows, "K_max": 0.1, "K_max_ci95": [0.05, 0.2],
+                         "N_0": 2000.0, "N_0_ci95": None},
+                        {"seed": 100, "sizes": seed_rows[1:], "K_max": 0.2, "K_max_ci95": None,
+                         "N_0": 3000.0, "N_0_ci95": None}],
+              "saturating": {"K_max": 0.1, "K_max_ci95": None, "N_0": 2000.0, "N_0_ci95": None,
+                             "r2": 0.9, "n_points": 10, "warnings": []},
+              "observations": {key: {"verdict": UNSURE, "why": "test"} for key in (
+                  "k_rises_with_N", "loglinear_per_size", "k_saturates", "data_reuse",
+                  "prediction")}}
+    lines = markdown(result).splitlines()
+    table = lines[lines.index("| seed | k small | k big | K_max | N_0 |"):][:4]
+    assert table[2] == "| 0 | 0.01 [0, 0.02] | 0.05 [0.03, 0.07] | 0.1 [0.05, 0.2] | 2e+03 |"
+    assert table[3] == "| 100 | – | 0.05 [0.03, 0.07] | 0.2 | 3e+03 |"
 
 
 def test_number_format_of_the_table():

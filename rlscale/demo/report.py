@@ -9,12 +9,14 @@
   size), ``OUT/fit-holdout.json`` (saturating law without the largest size, predicting it) and
   ``OUT/fit-early.json`` (saturating law on the first 30% of each curve, predicting the rest),
 - and, where the study ran them, ``OUT/reuse/runs.jsonl`` (one size at τ = 1, 2, 4, ...) and
-  ``OUT/seed*/fit.json`` (the same study with other seeds),
+  ``OUT/seedS/`` (the RL runs again with seed S on the same base models and data: its own
+  ``runs.jsonl``, ``fit.json``, ``fit-loglinear.json`` and ``runs/SIZE/heldout-step*.jsonl``),
 
 writes ``OUT/summary.json`` (the machine-readable result: per size pass@1, pass@G, formatted
 share and accuracy among formatted answers before and after RL, and k with its interval; K_max
-and N_0 with intervals; the reuse result per τ; one verdict per observation of the paper with
-the numbers behind it) and prints the same as Markdown on stdout.
+and N_0 with intervals; the same per seed; the reuse result per τ; one verdict per observation
+of the paper with the numbers behind it: observations 1-3 are tested on every seed and hold
+only when every seed agrees) and prints the same as Markdown on stdout.
 """
 
 from __future__ import annotations
@@ -268,50 +270,83 @@ def verdict_prediction(fit_holdout: dict | None, fit_early: dict | None) -> dict
             "held-out points' own mean", **numbers}
 
 
-def build_summary(out: str) -> dict:
-    """Everything summary.json holds, from the files of one demo run in ``out``."""
-    runs = _load_jsonl(os.path.join(out, "runs.jsonl"))
-    pretrain = _load_jsonl(os.path.join(out, "pretrain.jsonl"))
-    fit_c = _load_json(os.path.join(out, "fit.json"))
-    fit_free = _load_json(os.path.join(out, "fit-loglinear.json"))
+def combine_seeds(by_seed: dict[str, dict]) -> dict:
+    """One verdict from the same observation tested on each seed's runs: the seeds' verdict
+    when they agree, else cannot tell (with every seed's verdict and numbers)."""
+    verdicts = {seed: observation["verdict"] for seed, observation in by_seed.items()}
+    first = next(iter(by_seed.values()))
+    if len(set(verdicts.values())) == 1:
+        why = first["why"] if len(by_seed) == 1 else f"every seed: {first['why']}"
+        return {**first, "verdict": first["verdict"], "why": why, "by_seed": by_seed}
+    shown = ", ".join(f"seed {seed} {verdict}" for seed, verdict in verdicts.items())
+    return {"verdict": UNSURE, "why": f"the seeds disagree ({shown})", "by_seed": by_seed}
+
+
+def seed_result(directory: str, pretrain: Sequence[dict]) -> dict:
+    """The runs of one seed in ``directory`` (runs.jsonl, fit.json, fit-loglinear.json and
+    runs/SIZE/heldout-step*.jsonl): its rows per size and its saturating fit."""
+    runs = _load_jsonl(os.path.join(directory, "runs.jsonl"))
+    fit_c = _load_json(os.path.join(directory, "fit.json"))
+    fit_free = _load_json(os.path.join(directory, "fit-loglinear.json"))
     shares = {}
-    for size in sorted(os.listdir(os.path.join(out, "runs"))):
-        directory = os.path.join(out, "runs", size)
+    for size in sorted(os.listdir(os.path.join(directory, "runs"))):
+        folder = os.path.join(directory, "runs", size)
         files = sorted((int(name[len("heldout-step"):-len(".jsonl")]), name)
-                       for name in os.listdir(directory)
+                       for name in os.listdir(folder)
                        if name.startswith("heldout-step") and name.endswith(".jsonl"))
         if files:
-            shares[size] = tuple(sample_shares(_load_jsonl(os.path.join(directory, files[i][1])))
+            shares[size] = tuple(sample_shares(_load_jsonl(os.path.join(folder, files[i][1])))
                                  for i in (0, -1))
     rows = size_rows(runs, pretrain, fit_free, shares)
-    sat = saturation(fit_c, rows)
+    seeds = {r.get("seed") for r in runs}
+    if len(seeds) != 1:
+        raise ValueError(f"{directory}/runs.jsonl: expected the runs of one seed, got {seeds}")
+    return {"seed": seeds.pop(), "runs": runs, "sizes": rows, "saturating": saturation(fit_c, rows)}
+
+
+def build_summary(out: str) -> dict:
+    """Everything summary.json holds, from the files of one demo run in ``out``: the main
+    seed's runs in ``out`` itself, the runs of further RL seeds in ``out/seed*/``."""
+    pretrain = _load_jsonl(os.path.join(out, "pretrain.jsonl"))
+    main = seed_result(out, pretrain)
+    others = [seed_result(os.path.join(out, name), pretrain) for name in sorted(os.listdir(out))
+              if name.startswith("seed") and os.path.isdir(os.path.join(out, name))]
+    every = [main, *others]
+    rows, sat = main["sizes"], main["saturating"]
     reuse_path = os.path.join(out, "reuse", "runs.jsonl")
     reuse = reuse_rows(_load_jsonl(reuse_path)) if os.path.exists(reuse_path) else []
-    seeds = []
-    for name in sorted(os.listdir(out)):
-        other = _maybe(os.path.join(out, name, "fit.json")) if name.startswith("seed") else None
-        if other is not None:
-            ci = other.get("ci") or {}
-            seeds.append({"run": name, "K_max": other["params"]["K_max"],
-                          "K_max_ci95": ci.get("K_max"), "N_0": other["params"]["N_0"],
-                          "N_0_ci95": ci.get("N_0")})
+
+    def by_seed(test) -> dict:
+        return combine_seeds({str(result["seed"]): test(result) for result in every})
+
+    def saturates(result: dict) -> dict:
+        fit = result["saturating"]
+        return {**fit["observation"], "K_max": fit["K_max"], "K_max_ci95": fit["K_max_ci95"],
+                "N_0": fit["N_0"], "N_0_ci95": fit["N_0_ci95"], "studied_N": fit["studied_N"]}
+
     return {
-        "pass_k": _pass_k_field(runs),
+        "pass_k": _pass_k_field(main["runs"]),
         "sizes": rows,
         "saturating": {key: value for key, value in sat.items() if key != "observation"},
         "reuse": reuse,
-        "other_seeds": seeds,
+        "seeds": [{"seed": result["seed"],
+                   "sizes": [{key: row[key] for key in SEED_ROW} for row in result["sizes"]],
+                   **{key: result["saturating"][key] for key in SEED_FIT}} for result in every],
         "observations": {
-            "k_rises_with_N": verdict_k_rises(rows),
-            "loglinear_per_size": verdict_loglinear(rows),
-            "k_saturates": {**sat["observation"], "K_max": sat["K_max"],
-                            "K_max_ci95": sat["K_max_ci95"], "N_0": sat["N_0"],
-                            "N_0_ci95": sat["N_0_ci95"], "studied_N": sat["studied_N"]},
+            "k_rises_with_N": by_seed(lambda result: verdict_k_rises(result["sizes"])),
+            "loglinear_per_size": by_seed(lambda result: verdict_loglinear(result["sizes"])),
+            "k_saturates": by_seed(saturates),
             "data_reuse": verdict_reuse(reuse),
             "prediction": verdict_prediction(_maybe(os.path.join(out, "fit-holdout.json")),
                                              _maybe(os.path.join(out, "fit-early.json"))),
         },
     }
+
+
+# what summary.json's ``seeds`` list keeps of each seed's rows and saturating fit
+SEED_ROW = ("size", "N", "k", "k_ci95", "r2", "pass1_start", "pass1_end", "pass8_start",
+            "pass8_end")
+SEED_FIT = ("K_max", "K_max_ci95", "N_0", "N_0_ci95", "r2", "n_points")
 
 
 def markdown(result: dict) -> str:
@@ -340,9 +375,16 @@ def markdown(result: dict) -> str:
         f"N_0 = {_with_ci(sat['N_0'], sat['N_0_ci95'])}, R² = {_num(sat['r2'], 4)} "
         f"on {sat['n_points']} points.",
     ]
-    for seed in result["other_seeds"]:
-        lines.append(f"- {seed['run']}: K_max = {_with_ci(seed['K_max'], seed['K_max_ci95'])}, "
-                     f"N_0 = {_with_ci(seed['N_0'], seed['N_0_ci95'])}")
+    if len(result["seeds"]) > 1:
+        sizes = [row["size"] for row in result["seeds"][0]["sizes"]]
+        lines += ["", "Per RL seed (same base models and data; k free per size [95% CI]):", "",
+                  "| seed | " + " | ".join(f"k {size}" for size in sizes)
+                  + " | K_max | N_0 |", "|---" * (len(sizes) + 3) + "|"]
+        for seed in result["seeds"]:
+            ks = {row["size"]: _with_ci(row["k"], row["k_ci95"]) for row in seed["sizes"]}
+            lines.append(f"| {seed['seed']} | " + " | ".join(ks.get(size, "–") for size in sizes)
+                         + f" | {_with_ci(seed['K_max'], seed['K_max_ci95'])} "
+                         f"| {_with_ci(seed['N_0'], seed['N_0_ci95'])} |")
     if result["reuse"]:
         lines += ["", "Data reuse (one size, same number of steps): final held-out loss by τ: "
                   + ", ".join(f"τ={r['tau']}: {_num(r['loss_end'])} ± {_num(r['loss_se'])}"
