@@ -133,6 +133,7 @@ for_each_size() {
 # Largest first, so the longest job starts first and the small ones fill in around it.
 SIZES_BY_COST=()
 for ((i = ${#SIZES[@]} - 1; i >= 0; i--)); do SIZES_BY_COST+=("${SIZES[$i]}"); done
+MODELS_BY_COST=("${SIZES_BY_COST[@]}")
 
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 rm -rf "$OUT"
@@ -282,6 +283,7 @@ fi
 # ---- 4c. the RL runs again with another seed ---------------------------------------------
 for RUN_SEED in "${RL_SEEDS[@]}"; do
     SEED_OUT=$OUT/seed$RUN_SEED
+    SIZES_BY_COST=("${MODELS_BY_COST[@]}")  # the reuse panel ran over its tau values
     log "GRPO again with RL seed $RUN_SEED: ${#SIZES[@]} sizes x $STEPS steps, same base models and data"
     for_each_size train_size
     for size in "${SIZES[@]}"; do cat "$SEED_OUT/runs/$size/runs.jsonl"; done > "$SEED_OUT/runs.jsonl"

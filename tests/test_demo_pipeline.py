@@ -150,6 +150,10 @@ def test_summary_json_holds_the_result_per_size_and_a_verdict_per_observation(qu
     for field in ("K_max", "K_max_ci95", "N_0", "N_0_ci95"):
         assert field in saturating, field
     assert result["reuse"] == []  # --quick runs no reuse panel
+    # --quick runs one RL seed: the seeds list holds the main runs only, the same numbers
+    [seed] = result["seeds"]
+    assert seed["seed"] == 0 and seed["K_max"] == saturating["K_max"]
+    assert [r["k"] for r in seed["sizes"]] == [r["k"] for r in result["sizes"]]
     observations = result["observations"]
     assert set(observations) == {"k_rises_with_N", "loglinear_per_size", "k_saturates",
                                  "data_reuse", "prediction"}
@@ -157,6 +161,25 @@ def test_summary_json_holds_the_result_per_size_and_a_verdict_per_observation(qu
         assert observation["verdict"] in ("holds", "does not hold", "cannot tell")
         assert observation["why"] and len(observation) > 2  # the numbers behind the verdict
     assert observations["data_reuse"]["verdict"] == "cannot tell"
+    for key in ("k_rises_with_N", "loglinear_per_size", "k_saturates"):  # tested per seed
+        assert set(observations[key]["by_seed"]) == {"0"}
+        assert observations[key]["by_seed"]["0"]["verdict"] == observations[key]["verdict"]
+
+
+def test_each_run_got_one_trainer_answer_per_step_and_left_no_pipes(quick_run):
+    """Each step's answer of the --follow trainer is kept whole (its metrics record and the end
+    record that closes it), the step counter continues across the batches, and the run's named
+    pipes are removed."""
+    out, _ = quick_run
+    for size in ("s1", "s2", "s3"):
+        folder = os.path.join(out, "runs", size)
+        assert not [name for name in os.listdir(folder) if name.endswith((".in", ".out"))]
+        with open(os.path.join(folder, "train-metrics.jsonl"), "rb") as handle:
+            lines = handle.read().splitlines()
+        # one answer per step: the metrics record and the end record that closes it
+        assert [orjson.loads(line).get("step") for line in lines[0::2]] == [1, 2]
+        assert all(line == b'{"rlscale_end":{"tool":"grpo-step","records":1}}'
+                   for line in lines[1::2])
 
 
 def test_bad_arguments_are_usage_errors(tmp_path):
