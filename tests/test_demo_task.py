@@ -177,6 +177,15 @@ def test_verdicts_name_their_numbers():
     assert sat["N_0_inside_range"] and sat["observation"]["verdict"] == HOLDS
     fit_c["ci"]["N_0"] = [5000.0, 9000.0]
     assert saturation(fit_c, rows)["observation"]["verdict"] == FAILS
+    fit_c["warnings"] = [{"code": "param_at_bound", "param": "K_max",
+                          "message": "K_max is at its upper bound 2"}]
+    stuck = saturation(fit_c, rows)
+    assert stuck["observation"] == {
+        "verdict": UNSURE,
+        "why": "the fit does not determine K_max (at a bound or traded off against each other)"}
+    assert stuck["warnings"] == ["K_max is at its upper bound 2"]
+    fit_c["warnings"] = [{"code": "poorly_determined", "param": "E", "message": "E is loose"}]
+    assert saturation(fit_c, rows)["observation"]["verdict"] == FAILS  # not K_max or N_0
 
 
 def test_reuse_verdict():
@@ -242,6 +251,10 @@ def test_observations_hold_only_when_every_seed_agrees():
     assert split["verdict"] == UNSURE
     assert split["why"] == "the seeds disagree (seed 0 holds, seed 100 cannot tell)"
     assert split["by_seed"]["100"]["k_smallest_ci95"] == [0.0, 0.04]
+    reasons = combine_seeds({"0": overlaps, "1": {"verdict": UNSURE, "why": "no interval"}})
+    assert reasons["verdict"] == UNSURE and reasons["why"] == (
+        "every seed cannot tell (seed 0: the intervals of the smallest and largest size "
+        "overlap; seed 1: no interval)")
     alone = combine_seeds({"0": overlaps})
     assert alone["verdict"] == UNSURE and alone["why"] == overlaps["why"]
 

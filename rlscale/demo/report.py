@@ -167,7 +167,8 @@ def verdict_loglinear(rows: Sequence[dict]) -> dict:
 
 def saturation(fit_c: dict, rows: Sequence[dict]) -> dict:
     """K_max and N_0 with intervals, and (3) whether k(N) saturates inside the studied range:
-    holds when N_0's interval lies below the largest size, fails when it lies above."""
+    holds when N_0's interval lies below the largest size, fails when it lies above; cannot
+    tell when the fit warns that K_max or N_0 is at a bound or poorly determined."""
     ci = fit_c.get("ci") or {}
     params = fit_c["params"]
     lo, hi = rows[0]["N"], rows[-1]["N"]
@@ -180,8 +181,15 @@ def saturation(fit_c: dict, rows: Sequence[dict]) -> dict:
         "N_0_inside_range": lo <= params["N_0"] <= hi,
         "warnings": [w["message"] for w in fit_c.get("warnings", [])],
     }
+    # a fit that ends at a bound, or trades K_max against N_0, has intervals that say nothing
+    undetermined = sorted({w.get("param") for w in fit_c.get("warnings", [])
+                           if w.get("code") in ("param_at_bound", "poorly_determined")
+                           and w.get("param") in ("K_max", "N_0")})
     if n0_ci is None:
         verdict, why = UNSURE, "no interval for N_0"
+    elif undetermined:
+        verdict, why = UNSURE, (f"the fit does not determine {' and '.join(undetermined)} (at a "
+                                "bound or traded off against each other)")
     elif n0_ci[1] <= hi:
         verdict, why = HOLDS, "N_0's interval lies below the largest size: k(N) flattens in range"
     elif n0_ci[0] > hi:
@@ -276,7 +284,14 @@ def combine_seeds(by_seed: dict[str, dict]) -> dict:
     verdicts = {seed: observation["verdict"] for seed, observation in by_seed.items()}
     first = next(iter(by_seed.values()))
     if len(set(verdicts.values())) == 1:
-        why = first["why"] if len(by_seed) == 1 else f"every seed: {first['why']}"
+        whys = {seed: observation["why"] for seed, observation in by_seed.items()}
+        if len(by_seed) == 1:
+            why = first["why"]
+        elif len(set(whys.values())) == 1:
+            why = f"every seed: {first['why']}"
+        else:
+            why = f"every seed {first['verdict']} (" + "; ".join(
+                f"seed {seed}: {reason}" for seed, reason in whys.items()) + ")"
         return {**first, "verdict": first["verdict"], "why": why, "by_seed": by_seed}
     shown = ", ".join(f"seed {seed} {verdict}" for seed, verdict in verdicts.items())
     return {"verdict": UNSURE, "why": f"the seeds disagree ({shown})", "by_seed": by_seed}
