@@ -18,9 +18,10 @@
 #      `rlscale flops`, everything appended to runs.jsonl; in the full study also one size at
 #      data reuse tau = 2, 4, 8, 16 (`rlscale curate --reuse`), and every size once more with
 #      a second RL seed (SEED + 100) on the same base models and data (OUT/seedS/);
-#   4. `rlscale fit runs.jsonl --law saturating --plot demo.png`, the predictions (largest size
-#      held out, first 30% of each curve), and the result on stdout, in OUT/summary.md and in
-#      OUT/summary.json (per size pass@1/pass@8 before and after, K_max, N_0, verdicts).
+#   4. `rlscale fit runs.jsonl --law saturating --plot demo.png` (and the reuse panel,
+#      reuse.png), the predictions (largest size held out, first 30% of each curve), and the
+#      result on stdout, in OUT/summary.md and in OUT/summary.json (per size pass@1/pass@8
+#      before and after, K_max, N_0, per seed, verdicts).
 #
 # Usage: scripts/demo.sh [--quick] [--out DIR] [--seed N] [--jobs N]
 #   --quick   3 sizes, a few steps, no reuse panel, one seed: a ~1.5 minute check that the
@@ -308,6 +309,11 @@ rlscale fit "$OUT/runs.jsonl" --law saturating --holdout-group "$LARGEST_N" --se
     -o "$OUT/fit-holdout.json" 2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
 rlscale fit "$OUT/runs.jsonl" --law saturating --fit-fraction 0.3 --seed "$SEED" \
     -o "$OUT/fit-early.json" 2>> "$OUT/logs/fit.log" || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+if ((${#REUSE[@]})); then  # the reuse panel: loss against prompts D, one curve and slope per tau
+    rlscale fit "$OUT/reuse/runs.jsonl" --law loglinear --x D --group tau --bootstrap 200 \
+        --seed "$SEED" --plot "$OUT/reuse.png" -o "$OUT/fit-reuse.json" 2>> "$OUT/logs/fit.log" \
+        || { cat "$OUT/logs/fit.log" >&2; exit 1; }
+fi
 sed 's/^/  /' "$OUT/logs/fit.log" >&2
 "$PYTHON" -m rlscale.demo.report "$OUT" | tee "$OUT/summary.md"
 log "done in $((SECONDS - START)) s: $OUT/runs.jsonl, $OUT/fit.json, $OUT/demo.png, $OUT/summary.md, $OUT/summary.json"

@@ -199,6 +199,15 @@ def test_reuse_verdict():
     assert result["verdict"] == HOLDS
     assert result["within_noise_of_tau1"] == [2, 4] and result["first_worse_tau"] == 8
     assert verdict_reuse([])["verdict"] == UNSURE
+    assert rows[0]["k"] is None and result["k_by_tau"]["1"] is None  # no slope fit given
+    fit_reuse = {"groups": {"1": 1.0, "16": 16.0}, "params": {"k": {"1": 0.05, "16": 0.01}},
+                 "ci": {"k": {"1": [0.04, 0.06], "16": [0.0, 0.03]}}}
+    sloped = reuse_rows(runs, fit_reuse)
+    assert [(r["tau"], r["k"], r["k_ci95"]) for r in sloped] == [
+        (1, 0.05, [0.04, 0.06]), (2, None, None), (4, None, None), (8, None, None),
+        (16, 0.01, [0.0, 0.03])]
+    assert verdict_reuse(sloped)["k_by_tau"] == {"1": 0.05, "2": None, "4": None, "8": None,
+                                                 "16": 0.01}
     early_harm = reuse_rows([{"tau": 1, "step": 0, "loss": 0.8, "loss_se": 0.01, "pass@1": 0.2},
                              {"tau": 1, "step": 1, "loss": 0.5, "loss_se": 0.01, "pass@1": 0.5},
                              {"tau": 2, "step": 1, "loss": 0.6, "loss_se": 0.01, "pass@1": 0.4}])

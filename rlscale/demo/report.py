@@ -6,7 +6,7 @@
 - ``OUT/runs/SIZE/heldout-step*.jsonl`` (the scored held-out samples of the first and last step),
 - ``OUT/pretrain.jsonl`` (the base models),
 - ``OUT/fit.json`` (saturating law on compute C), ``OUT/fit-loglinear.json`` (a free slope per
-  size), ``OUT/fit-holdout.json`` (saturating law without the largest size, predicting it) and
+  size), ``OUT/fit-reuse.json`` (a free slope on D per τ of the reuse panel), ``OUT/fit-holdout.json`` (saturating law without the largest size, predicting it) and
   ``OUT/fit-early.json`` (saturating law on the first 30% of each curve, predicting the rest),
 - and, where the study ran them, ``OUT/reuse/runs.jsonl`` (one size at τ = 1, 2, 4, ...) and
   ``OUT/seedS/`` (the RL runs again with seed S on the same base models and data: its own
@@ -200,15 +200,22 @@ def saturation(fit_c: dict, rows: Sequence[dict]) -> dict:
     return result
 
 
-def reuse_rows(reuse_runs: Sequence[dict]) -> list[dict]:
-    """Per τ, the last held-out evaluation of the reuse runs (same size, same number of steps)."""
+def reuse_rows(reuse_runs: Sequence[dict], fit_reuse: dict | None = None) -> list[dict]:
+    """Per τ, the last held-out evaluation of the reuse runs (same size, same number of steps),
+    and with ``fit_reuse`` (a loglinear fit on D grouped by τ) each τ's slope k with its
+    interval: how fast the loss fell, not only where it ended."""
+    slopes = (fit_reuse or {}).get("params", {}).get("k", {})
+    slope_ci = ((fit_reuse or {}).get("ci") or {}).get("k", {})
+    key_of = {float(value): key for key, value in (fit_reuse or {}).get("groups", {}).items()}
     rows = []
     for tau in sorted({r["tau"] for r in reuse_runs}):
         curve = sorted((r for r in reuse_runs if r["tau"] == tau), key=lambda r: r["step"])
         first, last = curve[0], curve[-1]
+        key = key_of.get(float(tau))
         rows.append({"tau": tau, "steps": last["step"], "loss_start": first["loss"],
                      "loss_start_se": first.get("loss_se"), "loss_end": last["loss"],
-                     "loss_se": last.get("loss_se"), "pass1_end": last["pass@1"]})
+                     "loss_se": last.get("loss_se"), "pass1_end": last["pass@1"],
+                     "k": slopes.get(key), "k_ci95": slope_ci.get(key)})
     return rows
 
 
@@ -216,7 +223,8 @@ def verdict_reuse(rows: Sequence[dict]) -> dict:
     """(4) data reuse: final loss at each τ within noise (|Δ| ≤ 1.96·SE of the difference) of
     τ = 1 up to some τ; holds when τ = 2 is within noise; reports where it degrades. Cannot
     tell when τ = 1 itself did not learn beyond noise (then no τ has anything to lose)."""
-    numbers: dict[str, Any] = {"by_tau": {str(r["tau"]): r["loss_end"] for r in rows}}
+    numbers: dict[str, Any] = {"by_tau": {str(r["tau"]): r["loss_end"] for r in rows},
+                               "k_by_tau": {str(r["tau"]): r.get("k") for r in rows}}
     base = next((r for r in rows if r["tau"] == 1), None)
     if base is None or len(rows) < 2 or base["loss_se"] is None:
         return {"verdict": UNSURE, "why": "no reuse runs in this study", **numbers}
@@ -329,7 +337,8 @@ def build_summary(out: str) -> dict:
     every = [main, *others]
     rows, sat = main["sizes"], main["saturating"]
     reuse_path = os.path.join(out, "reuse", "runs.jsonl")
-    reuse = reuse_rows(_load_jsonl(reuse_path)) if os.path.exists(reuse_path) else []
+    reuse = (reuse_rows(_load_jsonl(reuse_path), _maybe(os.path.join(out, "fit-reuse.json")))
+             if os.path.exists(reuse_path) else [])
 
     def by_seed(test) -> dict:
         return combine_seeds({str(result["seed"]): test(result) for result in every})
@@ -404,6 +413,9 @@ def markdown(result: dict) -> str:
         lines += ["", "Data reuse (one size, same number of steps): final held-out loss by τ: "
                   + ", ".join(f"τ={r['tau']}: {_num(r['loss_end'])} ± {_num(r['loss_se'])}"
                               for r in result["reuse"])]
+        if any(r.get("k") is not None for r in result["reuse"]):
+            lines.append("Slope k of log loss on log D by τ [95% CI]: " + ", ".join(
+                f"τ={r['tau']}: {_with_ci(r.get('k'), r.get('k_ci95'))}" for r in result["reuse"]))
     lines += ["", "The paper's observations at micro scale:"]
     titles = {
         "k_rises_with_N": "(1) k rises with N",
