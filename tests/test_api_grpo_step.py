@@ -132,11 +132,11 @@ def test_too_few_groups_names_mini_batches(tiny_checkpoint, tmp_path):
 
 def test_command_defaults_are_the_api_defaults():
     from rlscale.cli import grpo_step as cli
-    from rlscale.cli._command import SHARED
+    from rlscale.cli._command import SKELETON
 
     api = inspect.signature(grpo_step).parameters
     command = inspect.signature(cli.command).parameters
-    own = [name for name in command if name not in SHARED]
+    own = [name for name in command if name not in SKELETON]
     assert own == [name for name in api if name not in ("records", "log", "progress")]
     for name in own:
         assert command[name].default == api[name].default, name

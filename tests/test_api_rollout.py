@@ -11,7 +11,7 @@ import pytest
 
 import rlscale
 from rlscale.api import rollout as rollout_api
-from rlscale.cli._command import SHARED
+from rlscale.cli._command import SKELETON
 from rlscale.core.errors import OptionError, RecordError
 from tests.conftest import jsonl, run_inprocess
 
@@ -114,7 +114,7 @@ def test_the_commands_options_are_the_apis_with_the_same_defaults():
     api = inspect.signature(rlscale.rollout).parameters
     command = {name: parameter.default for name, parameter
                in inspect.signature(rollout_cli.command).parameters.items()
-               if name not in SHARED and name != "resume"}  # --resume -o FILE is resume_from
+               if name not in SKELETON and name != "resume"}  # --resume -o FILE is resume_from
     assert command.pop("model") is ... and api["model"].default is inspect.Parameter.empty
     assert command and set(command) <= set(api)
     assert {name: api[name].default for name in command} == command

@@ -55,6 +55,8 @@ TRAILING = {"input_format": (InputFormatOpt, None), "wide": (WideOpt, None),
             "skip_invalid": (SkipInvalidOpt, False), "rejects": (RejectsOpt, None),
             "quiet": (QuietOpt, False), "debug": (DebugOpt, False)}
 SHARED = {**LEADING, **TRAILING}
+# every option the skeleton may add (``--follow`` only to tools made with follow=True)
+SKELETON = (*SHARED, "follow")
 
 
 @dataclass
