@@ -184,8 +184,9 @@ class Batches:
     :meth:`wait` blocks until the next batch begins (or the stream ends); a
     :class:`RecordReader` made with ``batch=`` this object then yields that batch's records and
     stops after its end record, leaving the rest of the stream for the next batch. Line numbers
-    count from the start of the stream. Lines are read one at a time (``readline``), so nothing
-    of a batch that has not been answered yet is read ahead of time.
+    count from the start of the stream. ``readline`` returns a line as soon as it has arrived,
+    so a batch is answered without waiting for more input (bytes buffered beyond its end record
+    stay in the handle for the next batch).
     """
 
     def __init__(self, handle: IO[bytes] | None = None):
