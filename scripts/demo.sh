@@ -102,10 +102,11 @@ export MPLBACKEND=Agg
 START=$SECONDS
 log() { printf 'demo [%4ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
 
-# Run FUNC SIZE for every size, at most $JOBS at a time (a new one starts as soon as one ends);
-# fail after all have ended if any failed.
+# for_each_size FUNC ITEM...: run FUNC ITEM for every item, at most $JOBS at a time (a new one
+# starts as soon as one ends); fail after all have ended if any failed.
 for_each_size() {
     local func=$1 size pid failed=0
+    shift
     local -a running=() still=()
     local -A size_of=()
     reap() {  # collect the finished jobs among $running
@@ -122,7 +123,7 @@ for_each_size() {
         done
         running=("${still[@]}")
     }
-    for size in "${SIZES_BY_COST[@]}"; do
+    for size in "$@"; do
         while reap; ((${#running[@]} >= JOBS)); do sleep 0.2; done
         "$func" "$size" &
         running+=("$!")
@@ -134,7 +135,6 @@ for_each_size() {
 # Largest first, so the longest job starts first and the small ones fill in around it.
 SIZES_BY_COST=()
 for ((i = ${#SIZES[@]} - 1; i >= 0; i--)); do SIZES_BY_COST+=("${SIZES[$i]}"); done
-MODELS_BY_COST=("${SIZES_BY_COST[@]}")
 
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 rm -rf "$OUT"
@@ -160,7 +160,7 @@ pretrain_size() {
         --seed "$SEED" --probe "$PROBE" > "$OUT/logs/pretrain-$1.json"
 }
 log "pretraining ${#SIZES[@]} base models ($PRETRAIN_STEPS steps each, $JOBS at a time)"
-for_each_size pretrain_size
+for_each_size pretrain_size "${SIZES_BY_COST[@]}"
 for size in "${SIZES[@]}"; do cat "$OUT/logs/pretrain-$size.json"; done > "$OUT/pretrain.jsonl"
 
 # ---- 3. difficulty from the reference model, curriculum and held-out split -----------------
@@ -233,7 +233,7 @@ train_run() {
             one_answer 1 "$dir/step-metrics.jsonl" <&"$from_trainer" \
                 || { echo "demo.sh: $run: the trainer stopped at step $((s + 1))" >&2; return 1; }
             cat "$dir/step-metrics.jsonl" >> "$dir/train-metrics.jsonl"
-            tokens=$(grep -o '"n_tokens":[0-9]*' "$dir/train-metrics.jsonl" | tail -n 1 | cut -d: -f2)
+            tokens=$(grep -o '"n_tokens":[0-9]*' "$dir/step-metrics.jsonl" | cut -d: -f2)
             [[ -n $tokens ]] || { echo "demo.sh: grpo-step wrote no n_tokens for $run" >&2; return 1; }
         fi
         wait "$eval_pid"
@@ -255,7 +255,7 @@ train_run() {
 RUN_SEED=$SEED SEED_OUT=$OUT
 train_size() { train_run "$1" "$1" "$OUT/train.jsonl" "$SEED_OUT/runs/$1"; }
 log "GRPO: ${#SIZES[@]} sizes x $STEPS steps ($JOBS sizes at a time)"
-for_each_size train_size
+for_each_size train_size "${SIZES_BY_COST[@]}"
 for size in "${SIZES[@]}"; do cat "$OUT/runs/$size/runs.jsonl"; done > "$OUT/runs.jsonl"
 
 # ---- 4b. data reuse: one size, the same number of steps, budget // tau unique prompts ------
@@ -272,8 +272,7 @@ if ((${#REUSE[@]})); then
             "$OUT/reuse/train-tau$1.jsonl"
         train_run "$REUSE_SIZE-tau$1" "$REUSE_SIZE" "$OUT/reuse/train-tau$1.jsonl" "$OUT/reuse/tau$1" "$1"
     }
-    SIZES_BY_COST=("${REUSE[@]}")
-    for_each_size reuse_run
+    for_each_size reuse_run "${REUSE[@]}"
     # tau = 1 is the size's main run (the first STEPS x BATCH curriculum prompts, each once).
     {
         sed "/^{\"rlscale_end\"/d; s/^{/{\"tau\":1,/" "$OUT/runs/$REUSE_SIZE/runs.jsonl"
@@ -284,9 +283,8 @@ fi
 # ---- 4c. the RL runs again with another seed ---------------------------------------------
 for RUN_SEED in "${RL_SEEDS[@]}"; do
     SEED_OUT=$OUT/seed$RUN_SEED
-    SIZES_BY_COST=("${MODELS_BY_COST[@]}")  # the reuse panel ran over its tau values
     log "GRPO again with RL seed $RUN_SEED: ${#SIZES[@]} sizes x $STEPS steps, same base models and data"
-    for_each_size train_size
+    for_each_size train_size "${SIZES_BY_COST[@]}"
     for size in "${SIZES[@]}"; do cat "$SEED_OUT/runs/$size/runs.jsonl"; done > "$SEED_OUT/runs.jsonl"
     rlscale fit "$SEED_OUT/runs.jsonl" --law saturating --bootstrap 200 --seed "$RUN_SEED" \
         -o "$SEED_OUT/fit.json" 2> "$OUT/logs/fit-seed$RUN_SEED.log" \

@@ -163,7 +163,7 @@ def _check_follow(ctx: Context) -> None:
 
 def _run_batches(ctx: Context, run: Callable[..., None], options: dict[str, Any]) -> None:
     """``run`` once per stdin batch, each answered and ended before the next is read."""
-    from rlscale.io.jsonl import END_KEY, Batches, dumps
+    from rlscale.io.jsonl import Batches
 
     ctx.batches = Batches()
     while ctx.batches.wait():
@@ -179,7 +179,7 @@ def _run_batches(ctx: Context, run: Callable[..., None], options: dict[str, Any]
         if not any(writer.ended for writer in ctx.batch_writers):
             # nothing to answer (say, no step taken): the empty answer is ended all the same,
             # or the other side would wait for it forever
-            sys.stdout.buffer.write(dumps({END_KEY: {"tool": ctx.name, "records": 0}}))
+            ctx.writer(source=reader).close()
         sys.stdout.buffer.flush()
         ctx.report_skipped()
 
